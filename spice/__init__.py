@@ -1,0 +1,1 @@
+"""spicevm spice package."""
