@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Bring this checkout to a runnable state: Debian packages, a .venv with the
+# Python dependencies, and the firmware and guests built.  Idempotent: each
+# step is skipped when it is already done.  Sourced by tools/run and tools/test.
+set -euo pipefail
+
+top="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$top"
+
+# Debian packages the machine, the guest build and the end-to-end tests use.
+debs=(gcc gcc-multilib make python3-venv qemu-system-x86 virt-viewer xvfb xdotool
+      imagemagick x11-utils gir1.2-spiceclientglib-2.0 gir1.2-gtk-3.0 python3-gi)
+missing=()
+for p in "${debs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "spicevm setup: installing Debian packages: ${missing[*]}" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The virtual environment, refreshed when pyproject.toml changes.
+py="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    echo "spicevm setup: creating .venv" >&2
+    "$py" -m venv .venv
+fi
+stamp=.venv/.spicevm-installed
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "spicevm setup: installing Python packages" >&2
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q -e '.[test]'
+    echo "$want" > "$stamp"
+fi
+
+# Firmware and guests (incremental).
+.venv/bin/python tools/build_guest.py >&2
