@@ -5,3 +5,12 @@ SPICE bitmap format and row order) into the bytes of one SPICE image payload,
 exactly as a SPICE client decodes it; each also has a reference decoder used
 by the tests.  Heavy loops are numba kernels that release the GIL.
 """
+
+# QUIC (lossless photographic) and the photo-likeness classifier.
+from spice.codecs.graduality import BITMAP_GRADUAL_HIGH as BITMAP_GRADUAL_HIGH
+from spice.codecs.graduality import BITMAP_GRADUAL_LOW as BITMAP_GRADUAL_LOW
+from spice.codecs.graduality import BITMAP_GRADUAL_MEDIUM as BITMAP_GRADUAL_MEDIUM
+from spice.codecs.graduality import bitmap_graduality as bitmap_graduality
+from spice.codecs.quic import QuicImage as QuicImage
+from spice.codecs.quic import quic_decode as quic_decode
+from spice.codecs.quic import quic_encode as quic_encode
