@@ -63,7 +63,9 @@ def hash_at(values, p, mask, shift, kmask, hash_n, hbits):
     if hash_n > 2:
         k2 = (np.int64(values[(p + 2) & mask]) >> shift) & kmask
     # Keys are < 2**24 and the multipliers < 2**31, so nothing overflows int64.
-    h = k0 * 0x2F0B3C5D + k1 * 0x1E35A7BD + k2 * 0x61C88647
+    # The shift salts the hash so that colour and alpha passes of RGBA images
+    # keep to different buckets of a shared table.
+    h = k0 * 0x2F0B3C5D + k1 * 0x1E35A7BD + k2 * 0x61C88647 + shift
     h ^= h >> 27
     h = (h & 0x7FFFFFFF) * 0x5BD1E995
     return (h >> 23) & ((1 << hbits) - 1)
