@@ -14,3 +14,17 @@ from spice.codecs.graduality import bitmap_graduality as bitmap_graduality
 from spice.codecs.quic import QuicImage as QuicImage
 from spice.codecs.quic import quic_decode as quic_decode
 from spice.codecs.quic import quic_encode as quic_encode
+
+# isort: split
+# LZ, GLZ (+ zlib wrapping) and LZ4, with their reference decoders.
+from spice.codecs.glz import GlzDictionary as GlzDictionary
+from spice.codecs.glz import glz_encode as glz_encode
+from spice.codecs.glz import zlib_glz_encode as zlib_glz_encode
+from spice.codecs.glz_client import GlzDecoderWindow as GlzDecoderWindow
+from spice.codecs.glz_client import glz_decode as glz_decode
+from spice.codecs.glz_client import zlib_glz_decode as zlib_glz_decode
+from spice.codecs.lz import lz_decode as lz_decode
+from spice.codecs.lz import lz_encode as lz_encode
+from spice.codecs.lz import lz_encode_alpha as lz_encode_alpha
+from spice.codecs.lz4img import lz4_decode as lz4_decode
+from spice.codecs.lz4img import lz4_encode as lz4_encode
