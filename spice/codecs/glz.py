@@ -55,7 +55,9 @@ GLZ_HEADER_SIZE = GLZ_HEADER.size  # 33
 LZ_MAX_WINDOW_SIZE = 1 << 25  # pixels
 GLZ_TYPES = frozenset({LzImageType.RGB16, LzImageType.RGB24, LzImageType.RGB32,
                        LzImageType.RGBA})
-HASH_BITS = 17  # buckets of the shared hash table (times WAYS entries)
+HASH_BITS = 17  # buckets of the short-match hash table (times WAYS entries)
+LONG_HASH_BITS = 18  # entries of the long-match hash table
+SIBLING_SEARCH = 64  # images looked back for one of the same width
 MIN_GLZ_SIZE_FOR_ZLIB = 100
 ZLIB_GLZ_LEVEL = 3
 
@@ -87,8 +89,11 @@ class GlzDictionary:
         self._meta_start = np.zeros(256, np.int64)
         self._meta_npix = np.zeros(256, np.int64)
         self._meta_type = np.zeros(256, np.int32)
+        self._meta_width = np.zeros(256, np.int64)
         self._htab_pos = np.full((1 << HASH_BITS) * WAYS, -1, np.int64)
         self._htab_id = np.full((1 << HASH_BITS) * WAYS, -1, np.int64)
+        self._ltab_pos = np.full(1 << LONG_HASH_BITS, -1, np.int64)
+        self._ltab_id = np.full(1 << LONG_HASH_BITS, -1, np.int64)
 
     @property
     def window_size(self) -> int:
@@ -117,10 +122,12 @@ class GlzDictionary:
 
     # -- used by glz_encode, under the lock --------------------------------------
 
-    def _admit(self, npix: int, lz_type: LzImageType, values: np.ndarray) -> tuple[int, int, int]:
+    def _admit(self, width: int, lz_type: LzImageType,
+               values: np.ndarray) -> tuple[int, int, int]:
         """Add an image of ``npix`` pixels; evict the oldest images FIFO until
         the window holds it, exactly as the client will.  Returns
         (image_id, head_id, ring start)."""
+        npix = values.size
         while self._window_pixels + npix > self._window_size:
             self._window_pixels -= int(self._meta_npix[self._head_id & (self._meta_npix.size - 1)])
             self._head_id += 1
@@ -132,6 +139,7 @@ class GlzDictionary:
         self._meta_start[slot] = start
         self._meta_npix[slot] = npix
         self._meta_type[slot] = int(lz_type)
+        self._meta_width[slot] = width
         ring = self._ring
         first = start & (ring.size - 1)
         head_part = min(npix, ring.size - first)
@@ -142,6 +150,17 @@ class GlzDictionary:
         self._next_id += 1
         return image_id, self._head_id, start
 
+    def _sibling(self, image_id: int, width: int, lz_type: LzImageType) -> tuple[int, int]:
+        """The newest earlier image of the same width and type, and the
+        displacement from this image to it: redraws and scrolls of the same
+        area match there (-1, 0 when there is none)."""
+        mask = self._meta_npix.size - 1
+        for other in range(image_id - 1, max(self._head_id, image_id - SIBLING_SEARCH) - 1, -1):
+            slot = other & mask
+            if self._meta_width[slot] == width and self._meta_type[slot] == lz_type:
+                return other, int(self._meta_start[slot] - self._meta_start[image_id & mask])
+        return -1, 0
+
     def _grow_meta(self, needed: int) -> None:
         size = self._meta_npix.size
         while size < needed:
@@ -150,7 +169,7 @@ class GlzDictionary:
         old_slots = ids & (self._meta_npix.size - 1)
         new_slots = ids & (size - 1)
         for name, dtype in (("_meta_start", np.int64), ("_meta_npix", np.int64),
-                            ("_meta_type", np.int32)):
+                            ("_meta_type", np.int32), ("_meta_width", np.int64)):
             old = getattr(self, name)
             new = np.zeros(size, dtype)
             new[new_slots] = old[old_slots]
@@ -176,16 +195,19 @@ def glz_encode(dictionary: GlzDictionary, pixels: np.ndarray, width: int, height
     out = np.empty(GLZ_HEADER_SIZE + sum(npix * (p.pb + 1) + 16 for p in passes), np.uint8)
     d = dictionary
     with d._lock:
-        image_id, head_id, start = d._admit(npix, lz_type, values)
+        image_id, head_id, start = d._admit(width, lz_type, values)
+        rep_id, rep_delta = d._sibling(image_id, width, lz_type)
         GLZ_HEADER.pack_into(out, 0, LZ_MAGIC, LZ_VERSION,
                              int(lz_type) | (0x10 if top_down else 0), width, height,
                              header_stride(lz_type, width), image_id, image_id - head_id)
         op = GLZ_HEADER_SIZE
         for p in passes:
-            op = glz_compress(d._ring, d._ring.size - 1, start, npix, image_id, head_id,
-                              int(lz_type), d._meta_start, d._meta_npix, d._meta_type,
-                              d._meta_npix.size - 1, d._htab_pos, d._htab_id, HASH_BITS,
-                              p.shift, p.kmask, p.pb, p.fmt_min, p.hash_n, out, op)
+            op = glz_compress(d._ring, d._ring.size - 1, start, npix, width, image_id,
+                              head_id, int(lz_type), d._meta_start, d._meta_npix,
+                              d._meta_type, d._meta_npix.size - 1, d._htab_pos, d._htab_id,
+                              HASH_BITS, d._ltab_pos, d._ltab_id, LONG_HASH_BITS, p.shift,
+                              p.kmask, p.pb, p.fmt_min, p.hash_n, max(4, 16 // p.pb), rep_id,
+                              rep_delta, out, op)
     return out[:op].tobytes()
 
 

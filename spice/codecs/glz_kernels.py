@@ -37,8 +37,9 @@ from spice.codecs.lz_kernels import (
     ERR_TRUNCATED,
     GOOD_MATCH,
     MAX_COPY,
+    SKIP_SHIFT,
     hash_at,
-    key_at,
+    match_length,
     put_length_extension,
     put_literals,
 )
@@ -118,26 +119,84 @@ def put_glz_match(out, op, length_field, image_dist, offset):
 
 
 @njit(inline="always")
-def _insert(htab_pos, htab_id, bucket, pos, image_id):
-    base = bucket * WAYS
-    for w in range(WAYS - 1, 0, -1):
+def _insert(htab_pos, htab_id, bucket, ways, pos, image_id):
+    base = bucket * ways
+    for w in range(ways - 1, 0, -1):
         htab_pos[base + w] = htab_pos[base + w - 1]
         htab_id[base + w] = htab_id[base + w - 1]
     htab_pos[base] = pos
     htab_id[base] = image_id
 
 
+@njit(inline="always")
+def long_hash(ring, p, rmask, shift, kmask, count, bits):
+    h = 0
+    for k in range(count):
+        h = ((h * 0x5BD1E995) + ((np.int64(ring[(p + k) & rmask]) >> shift) & kmask)) & 0xFFFFFFFF
+    h ^= h >> 15
+    h = h * 0x2C1B3C6D
+    return (h >> 20) & ((1 << bits) - 1)
+
+
+@njit(inline="always")
+def _locate(cid, cpos, p, rem, start, cur_id, head_id, cur_type, meta_start, meta_npix,
+            meta_type, mmask):
+    """Check a hash-table candidate: returns (limit, offset, image distance)
+    of a match at ``cpos`` in image ``cid``, limit -1 when it is unusable."""
+    if cid == cur_id:
+        if cpos >= p or cpos < start:
+            return -1, 0, 0
+        return rem, p - cpos - 1, 0
+    if cid < head_id or cid > cur_id or cur_id - cid > MAX_IMAGE_DIST:
+        return -1, 0, 0
+    slot = cid & mmask
+    first = meta_start[slot]
+    if meta_type[slot] != cur_type or cpos < first:
+        return -1, 0, 0
+    return min(rem, first + meta_npix[slot] - cpos), cpos - first, cur_id - cid
+
+
+@njit(inline="always")
+def _measure(ring, rmask, p, cpos, limit, offset, dist, shift, kmask, pb, fmt_min,
+             best_len, best_off, best_dist, best_gain):
+    """Measure the match at ``cpos`` and keep it if it saves more bytes than
+    the best so far."""
+    if limit < fmt_min:
+        return best_len, best_off, best_dist, best_gain
+    # A candidate that differs where the best match so far still matched
+    # cannot be longer.
+    if best_len > 0 and best_len < limit and (
+        (np.int64(ring[(cpos + best_len) & rmask]) ^ np.int64(ring[(p + best_len) & rmask]))
+        >> shift
+    ) & kmask:
+        return best_len, best_off, best_dist, best_gain
+    length = match_length(ring, rmask, cpos, p, limit, shift, kmask)
+    cost = ref_cost(dist, offset)
+    if length >= fmt_min and length * pb > cost:
+        gain = length * pb - cost
+        if gain > best_gain:
+            return length, offset, dist, gain
+    return best_len, best_off, best_dist, best_gain
+
+
 @njit(cache=True, nogil=True)
-def glz_compress(ring, rmask, start, n, cur_id, head_id, cur_type,
+def glz_compress(ring, rmask, start, n, row, cur_id, head_id, cur_type,
                  meta_start, meta_npix, meta_type, mmask,
-                 htab_pos, htab_id, hbits,
-                 shift, kmask, pb, fmt_min, hash_n, out, op):
-    """Append one GLZ pass over the current image (ring positions
-    ``start .. start + n``) to ``out`` at ``op``; returns the new end.
-    Candidates must belong to images ``head_id .. cur_id`` of type
-    ``cur_type``.  ``out`` must hold ``n * (pb + 1) + 16`` more bytes."""
+                 htab_pos, htab_id, hbits, ltab_pos, ltab_id, lbits,
+                 shift, kmask, pb, fmt_min, hash_n, long_n, rep_id, rep_delta, out, op):
+    """Append one GLZ pass over the current image (ring positions ``start ..
+    start + n``, ``row`` pixels per row) to ``out`` at ``op``; returns the
+    new end.  Candidates must belong to images ``head_id .. cur_id`` of type
+    ``cur_type``.  Two hash tables find them: ``htab`` (buckets of WAYS,
+    ``hash_n`` pixels) for short matches, ``ltab`` (one entry, ``long_n``
+    pixels) so that long matches in older images are not crowded out.
+    ``rep_id``/``rep_delta``: an earlier image and the displacement to try
+    at every position until a match elsewhere in an older image replaces it
+    (-1: none).  ``out`` must hold ``n * (pb + 1) + 16`` more bytes."""
     i = 0
     lit = 0
+    misses = 0
+    last_dist = 0  # backward distance of the last match within this image
     while i < n:
         p = start + i
         rem = n - i
@@ -145,68 +204,69 @@ def glz_compress(ring, rmask, start, n, cur_id, head_id, cur_type,
         best_off = 0
         best_dist = 0
         best_gain = 0
-        if i > 0 and rem >= fmt_min:
-            run = 0
-            while run < rem and key_at(ring, (p - 1) & rmask, shift, kmask) == key_at(
-                ring, (p + run) & rmask, shift, kmask
-            ):
-                run += 1
-            if run >= fmt_min and run * pb >= 4:
-                best_len = run
-                best_gain = run * pb - 3
-        if best_len < GOOD_MATCH and rem >= hash_n and rem >= fmt_min:
+        # Cheap candidates first: a run, the row above, the last distance
+        # within this image and the last displacement into an older one.
+        if i > 0:
+            best_len, best_off, best_dist, best_gain = _measure(
+                ring, rmask, p, p - 1, rem, 0, 0, shift, kmask, pb, fmt_min, 0, 0, 0, 0)
+        if i >= row:
+            best_len, best_off, best_dist, best_gain = _measure(
+                ring, rmask, p, p - row, rem, row - 1, 0, shift, kmask, pb, fmt_min,
+                best_len, best_off, best_dist, best_gain)
+        if last_dist > 1 and last_dist != row and i >= last_dist:
+            best_len, best_off, best_dist, best_gain = _measure(
+                ring, rmask, p, p - last_dist, rem, last_dist - 1, 0, shift, kmask, pb,
+                fmt_min, best_len, best_off, best_dist, best_gain)
+        if rep_id >= 0:
+            limit, offset, dist = _locate(rep_id, p + rep_delta, p, rem, start, cur_id, head_id,
+                                          cur_type, meta_start, meta_npix, meta_type, mmask)
+            best_len, best_off, best_dist, best_gain = _measure(
+                ring, rmask, p, p + rep_delta, limit, offset, dist, shift, kmask, pb, fmt_min,
+                best_len, best_off, best_dist, best_gain)
+        if rem >= long_n:
+            slot = long_hash(ring, p, rmask, shift, kmask, long_n, lbits)
+            if best_len < GOOD_MATCH and ltab_pos[slot] >= 0:
+                cpos = ltab_pos[slot]
+                limit, offset, dist = _locate(ltab_id[slot], cpos, p, rem, start, cur_id,
+                                              head_id, cur_type, meta_start, meta_npix,
+                                              meta_type, mmask)
+                best_len, best_off, best_dist, best_gain = _measure(
+                    ring, rmask, p, cpos, limit, offset, dist, shift, kmask, pb, fmt_min,
+                    best_len, best_off, best_dist, best_gain)
+            ltab_pos[slot] = p
+            ltab_id[slot] = cur_id
+        if rem >= hash_n and rem >= fmt_min:
             bucket = hash_at(ring, p, rmask, shift, kmask, hash_n, hbits)
             base = bucket * WAYS
             for w in range(WAYS):
                 cpos = htab_pos[base + w]
-                if cpos < 0:
+                if best_len >= GOOD_MATCH or cpos < 0:
                     break
-                cid = htab_id[base + w]
-                if cid < head_id or cid > cur_id:
-                    continue
-                slot = cid & mmask
-                if meta_type[slot] != cur_type:
-                    continue
-                if cid == cur_id:
-                    if cpos >= p:
-                        continue
-                    limit = rem
-                    offset = p - cpos - 1
-                    dist = 0
-                else:
-                    dist = cur_id - cid
-                    if dist > MAX_IMAGE_DIST:
-                        continue
-                    limit = min(rem, meta_start[slot] + meta_npix[slot] - cpos)
-                    offset = cpos - meta_start[slot]
-                if best_len < limit and key_at(ring, (cpos + best_len) & rmask, shift, kmask) != (
-                    key_at(ring, (p + best_len) & rmask, shift, kmask)
-                ):
-                    continue
-                length = 0
-                while length < limit and key_at(ring, (cpos + length) & rmask, shift, kmask) == (
-                    key_at(ring, (p + length) & rmask, shift, kmask)
-                ):
-                    length += 1
-                cost = ref_cost(dist, offset)
-                if length >= fmt_min and length * pb > cost:
-                    gain = length * pb - cost
-                    if gain > best_gain:
-                        best_gain = gain
-                        best_len = length
-                        best_off = offset
-                        best_dist = dist
-            _insert(htab_pos, htab_id, bucket, p, cur_id)
+                limit, offset, dist = _locate(htab_id[base + w], cpos, p, rem, start, cur_id,
+                                              head_id, cur_type, meta_start, meta_npix,
+                                              meta_type, mmask)
+                best_len, best_off, best_dist, best_gain = _measure(
+                    ring, rmask, p, cpos, limit, offset, dist, shift, kmask, pb, fmt_min,
+                    best_len, best_off, best_dist, best_gain)
+            _insert(htab_pos, htab_id, bucket, WAYS, p, cur_id)
         if best_len == 0:
-            i += 1
+            # Incompressible stretches are skipped faster and faster.
+            misses += 1
+            i = min(n, i + 1 + (misses >> SKIP_SHIFT))
             continue
+        misses = 0
+        if best_dist == 0:
+            last_dist = best_off + 1
+        else:
+            rep_id = cur_id - best_dist
+            rep_delta = meta_start[rep_id & mmask] + best_off - p
         op = put_literals(out, op, ring, start + lit, p, rmask, pb, shift)
         op = put_glz_match(out, op, best_len - fmt_min + 1, best_dist, best_off)
         end = i + best_len
         for j in range(max(end - 2, i + 1), end):
             if j + hash_n <= n:
                 bucket = hash_at(ring, start + j, rmask, shift, kmask, hash_n, hbits)
-                _insert(htab_pos, htab_id, bucket, start + j, cur_id)
+                _insert(htab_pos, htab_id, bucket, WAYS, start + j, cur_id)
         i = end
         lit = end
     return put_literals(out, op, ring, start + lit, start + n, rmask, pb, shift)

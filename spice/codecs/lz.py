@@ -68,8 +68,9 @@ def _encode(values: np.ndarray, lz_type: LzImageType, width: int, height: int,
                         header_stride(lz_type, width), 1 if top_down else 0)
     op = LZ_HEADER_SIZE
     hbits = _hash_bits(n)
+    row = n // height
     for p in passes:
-        op = lz_compress(values, n, p.shift, p.kmask, p.pb, p.fmt_min, p.hash_n, hbits,
+        op = lz_compress(values, n, row, p.shift, p.kmask, p.pb, p.fmt_min, p.hash_n, hbits,
                          MAX_CHAIN, out, op)
     return out[:op].tobytes()
 

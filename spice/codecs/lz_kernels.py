@@ -33,6 +33,7 @@ MAX_COPY = 32  # literals per run
 LZ_NEAR_LIMIT = 8191  # biased near distances are below this
 LZ_MAX_DISTANCE = LZ_NEAR_LIMIT + 65535 + 1
 GOOD_MATCH = 64  # stop searching once a match this long is found
+SKIP_SHIFT = 6  # after 2**SKIP_SHIFT positions without a match, step 2, and so on
 ALL_BITS = 0x7FFFFFFFFFFFFFFF  # index mask for flat (non-ring) arrays
 
 # Decoder error codes (negative kernel results).
@@ -143,10 +144,43 @@ def put_lz_match(out, op, length_field, biased_distance):
     return op + 3
 
 
+@njit(inline="always")
+def match_length(values, mask, a, b, limit, shift, kmask):
+    """Pixels from ``a`` and ``b`` on with equal keys, at most ``limit``."""
+    length = 0
+    while length < limit and not (
+        (np.int64(values[(a + length) & mask]) ^ np.int64(values[(b + length) & mask])) >> shift
+    ) & kmask:
+        length += 1
+    return length
+
+
+@njit(inline="always")
+def _lz_consider(values, i, cand, rem, shift, kmask, pb, near_min, far_min,
+                 best_len, best_dist, best_gain):
+    dist = i - cand
+    if cand < 0 or dist <= 0 or dist > LZ_MAX_DISTANCE:
+        return best_len, best_dist, best_gain
+    # A candidate that differs where the best match so far still matched
+    # cannot be longer.
+    if best_len > 0 and best_len < rem and key_at(values, cand + best_len, shift, kmask) != (
+        key_at(values, i + best_len, shift, kmask)
+    ):
+        return best_len, best_dist, best_gain
+    length = match_length(values, ALL_BITS, cand, i, rem, shift, kmask)
+    near = dist <= LZ_NEAR_LIMIT
+    if length >= (near_min if near else far_min):
+        gain = length * pb - (2 if near else 4)
+        if gain > best_gain:
+            return length, dist, gain
+    return best_len, best_dist, best_gain
+
+
 @njit(cache=True, nogil=True)
-def lz_compress(values, n, shift, kmask, pb, fmt_min, hash_n, hbits, max_chain, out, op):
-    """Append one LZ pass over ``values[:n]`` to ``out`` at ``op``; returns
-    the new end.  ``out`` must hold at least ``n * (pb + 1) + 16`` bytes."""
+def lz_compress(values, n, row, shift, kmask, pb, fmt_min, hash_n, hbits, max_chain, out, op):
+    """Append one LZ pass over ``values[:n]`` (``row`` units per image row) to
+    ``out`` at ``op``; returns the new end.  ``out`` must hold at least
+    ``n * (pb + 1) + 16`` more bytes."""
     head = np.full(1 << hbits, -1, np.int32)
     prev = np.empty(max(n, 1), np.int32)
     # A match must beat its literals by at least the control byte it may cost.
@@ -154,55 +188,45 @@ def lz_compress(values, n, shift, kmask, pb, fmt_min, hash_n, hbits, max_chain, 
     far_min = max(fmt_min, (5 + pb - 1) // pb)
     i = 0
     lit = 0
+    last_dist = 0
+    misses = 0
     while i < n:
         rem = n - i
         best_len = 0
         best_dist = 0
         best_gain = 0
-        if i > 0 and rem >= near_min:
-            run = 0
-            while run < rem and key_at(values, i - 1, shift, kmask) == key_at(
-                values, i + run, shift, kmask
-            ):
-                run += 1
-            if run >= near_min:
-                best_len = run
-                best_dist = 1
-                best_gain = run * pb - 2
-        if best_len < GOOD_MATCH and rem >= hash_n and rem >= near_min:
+        if rem >= near_min:
+            # Cheap candidates first: a run, the row above, the last distance.
+            best_len, best_dist, best_gain = _lz_consider(
+                values, i, i - 1, rem, shift, kmask, pb, near_min, far_min, 0, 0, 0)
+            best_len, best_dist, best_gain = _lz_consider(
+                values, i, i - row, rem, shift, kmask, pb, near_min, far_min,
+                best_len, best_dist, best_gain)
+            if last_dist > 1 and last_dist != row:
+                best_len, best_dist, best_gain = _lz_consider(
+                    values, i, i - last_dist, rem, shift, kmask, pb, near_min, far_min,
+                    best_len, best_dist, best_gain)
+        if rem >= hash_n and rem >= near_min:
             h = hash_at(values, i, ALL_BITS, shift, kmask, hash_n, hbits)
             cand = head[h]
             chain = 0
-            while cand >= 0 and chain < max_chain:
-                dist = i - cand
-                if dist > LZ_MAX_DISTANCE:
+            while cand >= 0 and chain < max_chain and best_len < GOOD_MATCH:
+                if i - cand > LZ_MAX_DISTANCE:
                     break
-                chain += 1
-                if best_len < rem and key_at(values, cand + best_len, shift, kmask) != key_at(
-                    values, i + best_len, shift, kmask
-                ):
-                    cand = prev[cand]
-                    continue
-                length = 0
-                while length < rem and key_at(values, cand + length, shift, kmask) == key_at(
-                    values, i + length, shift, kmask
-                ):
-                    length += 1
-                near = dist <= LZ_NEAR_LIMIT
-                if length >= (near_min if near else far_min):
-                    gain = length * pb - (2 if near else 4)
-                    if gain > best_gain:
-                        best_gain = gain
-                        best_len = length
-                        best_dist = dist
-                        if length >= GOOD_MATCH:
-                            break
+                best_len, best_dist, best_gain = _lz_consider(
+                    values, i, cand, rem, shift, kmask, pb, near_min, far_min,
+                    best_len, best_dist, best_gain)
                 cand = prev[cand]
+                chain += 1
             prev[i] = head[h]
             head[h] = i
         if best_len == 0:
-            i += 1
+            # Incompressible stretches are skipped faster and faster.
+            misses += 1
+            i = min(n, i + 1 + (misses >> SKIP_SHIFT))
             continue
+        misses = 0
+        last_dist = best_dist
         op = put_literals(out, op, values, lit, i, ALL_BITS, pb, shift)
         op = put_lz_match(out, op, best_len - fmt_min + 1, best_dist - 1)
         end = i + best_len
