@@ -16,6 +16,13 @@ from spice.codecs.quic import quic_decode as quic_decode
 from spice.codecs.quic import quic_encode as quic_encode
 
 # isort: split
+# JPEG (still images, MJPEG frames) and JPEG_ALPHA.
+from spice.codecs.jpeg import JpegAlpha as JpegAlpha
+from spice.codecs.jpeg import jpeg_alpha_encode as jpeg_alpha_encode
+from spice.codecs.jpeg import jpeg_encode as jpeg_encode
+from spice.codecs.jpeg import jpeg_encode_bitmap as jpeg_encode_bitmap
+
+# isort: split
 # LZ, GLZ (+ zlib wrapping) and LZ4, with their reference decoders.
 from spice.codecs.glz import GlzDictionary as GlzDictionary
 from spice.codecs.glz import glz_encode as glz_encode

@@ -1,0 +1,178 @@
+"""JPEG: streams pinned to libjpeg-turbo's output with spice-server's
+settings, decoded by libjpeg's djpeg, bitmap formats, JPEG_ALPHA."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import struct
+import subprocess
+
+import numpy as np
+import pytest
+
+from spice.codecs.corpus import RGB_FORMATS, pack, picture
+from spice.codecs.jpeg import (
+    SPICE_JPEG_ALPHA_FLAGS_TOP_DOWN,
+    bitmap_to_rgb,
+    jpeg_alpha_encode,
+    jpeg_encode,
+    jpeg_encode_bitmap,
+)
+from spice.codecs.jpeg_tables import LUMINANCE_QUANT, ZIGZAG, scaled_quant
+from spice.codecs.lz import lz_decode
+from spice.qxl import SPICE_BITMAP_FMT_8BIT, SPICE_BITMAP_FMT_16BIT, SPICE_BITMAP_FMT_RGBA
+
+
+def djpeg(data: bytes) -> np.ndarray:
+    """Decode with libjpeg (Debian package libjpeg-turbo-progs)."""
+    exe = shutil.which("djpeg")
+    if exe is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("djpeg (Debian package libjpeg-turbo-progs) is required")
+        pytest.skip("djpeg (Debian package libjpeg-turbo-progs) is not installed")
+    ppm = subprocess.run([exe, "-ppm"], input=data, capture_output=True, check=True).stdout
+    magic, w, h, maxval, rest = ppm.split(maxsplit=4)
+    assert magic == b"P6" and maxval == b"255"
+    w, h = int(w), int(h)
+    return np.frombuffer(rest[: w * h * 3], np.uint8).reshape(h, w, 3)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def segments(stream: bytes) -> list[tuple[int, bytes]]:
+    """(marker, payload) of every segment up to the scan data."""
+    assert stream[:2] == b"\xff\xd8" and stream[-2:] == b"\xff\xd9"
+    out, pos = [], 2
+    while True:
+        marker, length = struct.unpack_from(">HH", stream, pos)
+        out.append((marker, stream[pos + 4 : pos + 2 + length]))
+        pos += 2 + length
+        if marker == 0xFFDA:
+            return out
+
+
+def synthetic(w: int, h: int) -> np.ndarray:
+    """Integer-only RGB content (stable across numpy versions)."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.uint64)
+    noise = ((x * np.uint64(2654435761) + y * np.uint64(40503)) >> np.uint64(9)) & np.uint64(15)
+    r = (x * np.uint64(255) // np.uint64(max(w - 1, 1)) + noise) & np.uint64(255)
+    g = (y * np.uint64(255) // np.uint64(max(h - 1, 1)) + np.uint64(3) * noise) & np.uint64(255)
+    stripes = ((x // np.uint64(5)) + (y // np.uint64(7))) % np.uint64(3) == 0
+    b = np.where(stripes, 200, 30).astype(np.uint64)
+    return np.stack([r, g, b], -1).astype(np.uint8)
+
+
+# Length and sha256 (first half) of libjpeg-turbo 2.1's output for these
+# images with spice-server's settings (jpeg_set_defaults, jpeg_set_quality
+# forcing baseline, the fast DCT for video frames), recorded by running it
+# during development.  Odd sizes exercise edge padding and dummy blocks.
+REFERENCE_STREAMS = [
+    # width, height, quality, fast DCT, length, sha256
+    (96, 64, 85, False, 3720, "e4685b7484190aa9c81a231bb2efc356"),
+    (37, 23, 85, False, 1261, "38064a574f6a091cd317b5691d54b486"),
+    (1, 1, 85, False, 634, "7d0f484b688a4848b75f6a9473e1d5c3"),
+    (101, 67, 20, True, 1577, "11e5cba41ebc2bc387e4491885ce2890"),
+    (64, 48, 80, True, 1998, "7e1a1b0ba489b65bc2af4c44492d88e7"),
+    (255, 3, 100, False, 4094, "f4ad5bf6be229cfaceef03fa947abcd3"),
+    (3, 255, 1, False, 727, "394aab465166bc78f15656094003ab86"),
+]
+
+
+@pytest.mark.parametrize("w,h,quality,fast,length,digest", REFERENCE_STREAMS)
+def test_stream_identical_to_libjpeg(w, h, quality, fast, length, digest) -> None:
+    stream = jpeg_encode(synthetic(w, h), quality, fast_dct=fast)
+    assert len(stream) == length
+    assert hashlib.sha256(stream).hexdigest()[:32] == digest
+
+
+def test_stream_layout() -> None:
+    stream = jpeg_encode(synthetic(50, 30), 85)
+    segs = segments(stream)
+    markers = [m for m, _ in segs]
+    # SOI, JFIF, two DQT, baseline SOF0, four DHT, SOS.
+    assert markers == [0xFFE0, 0xFFDB, 0xFFDB, 0xFFC0] + [0xFFC4] * 4 + [0xFFDA]
+    assert segs[0][1][:5] == b"JFIF\x00"
+    luma = np.frombuffer(segs[1][1][1:], np.uint8)
+    np.testing.assert_array_equal(luma, scaled_quant(LUMINANCE_QUANT, 85)[ZIGZAG])
+    precision, height, width, ncomp = struct.unpack_from(">BHHB", segs[3][1])
+    assert (precision, width, height, ncomp) == (8, 50, 30, 3)
+    assert segs[3][1][6:] == bytes([1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1])  # 4:2:0
+
+
+@pytest.mark.parametrize("kind", ["photo", "gradient", "text", "ui", "flat"])
+def test_decodes_with_libjpeg(kind: str) -> None:
+    rgb, _ = picture(kind, 320, 240, seed=0)
+    stream = jpeg_encode(rgb, 85)
+    decoded = djpeg(stream)
+    assert decoded.shape == rgb.shape
+    # Photographs must survive quality 85 well; sharp synthetic edges lose
+    # more to 4:2:0 chroma but stay recognisable.
+    assert psnr(decoded, rgb) > (35.0 if kind in ("photo", "gradient", "flat") else 28.0)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (17, 9), (3, 250), (250, 3)])
+def test_odd_sizes_and_video_settings_decode(size: tuple[int, int]) -> None:
+    rgb, _ = picture("photo", *size, seed=2)
+    for quality, fast in ((85, False), (20, True), (80, True), (100, False)):
+        decoded = djpeg(jpeg_encode(rgb, quality, fast_dct=fast))
+        assert decoded.shape == rgb.shape
+        if quality >= 80:
+            assert psnr(decoded, rgb) > 30.0
+
+
+def test_quality_changes_size_and_is_clamped() -> None:
+    rgb, _ = picture("photo", 128, 96, seed=1)
+    sizes = [len(jpeg_encode(rgb, q)) for q in (20, 50, 85, 100)]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1] / 3
+    assert jpeg_encode(rgb, 0) == jpeg_encode(rgb, 1)
+    assert jpeg_encode(rgb, 150) == jpeg_encode(rgb, 100)
+
+
+def test_rejects_bad_input() -> None:
+    with pytest.raises(ValueError):
+        jpeg_encode(np.zeros((4, 4, 4), np.uint8), 85)
+    with pytest.raises(ValueError):
+        jpeg_encode(np.zeros((4, 4, 3), np.uint16), 85)
+    with pytest.raises(ValueError):
+        jpeg_encode(np.zeros((0, 4, 3), np.uint8), 85)
+    with pytest.raises(ValueError):
+        jpeg_encode_bitmap(np.zeros(64, np.uint8), 8, 8, 8, SPICE_BITMAP_FMT_8BIT, True)
+    with pytest.raises(ValueError):
+        jpeg_encode_bitmap(np.zeros(100, np.uint8), 8, 8, 32, SPICE_BITMAP_FMT_RGBA, True)
+
+
+@pytest.mark.parametrize("fmt", RGB_FORMATS)
+def test_bitmap_formats_and_row_order(fmt: int) -> None:
+    rgb, alpha = picture("photo", 45, 29, seed=3)
+    top, stride, _ = pack(rgb, alpha, fmt, pad_x=0x77)
+    bottom, bstride, _ = pack(rgb, alpha, fmt, top_down=False, pad=6)
+    # What the encoder sees: the colour as the server converts it.
+    seen = bitmap_to_rgb(top, 45, 29, stride, fmt, True)
+    if fmt == SPICE_BITMAP_FMT_16BIT:
+        expected = (rgb >> 3 << 3) | (rgb >> 5)
+    else:
+        expected = rgb
+    np.testing.assert_array_equal(seen, expected)
+    a = jpeg_encode_bitmap(top, 45, 29, stride, fmt, True)
+    b = jpeg_encode_bitmap(bottom, 45, 29, bstride, fmt, False)
+    assert a == b == jpeg_encode(seen, 85)
+
+
+@pytest.mark.parametrize("top_down", [True, False])
+def test_jpeg_alpha(top_down: bool) -> None:
+    rgb, alpha = picture("photo", 60, 40, seed=5)
+    data, stride, _ = pack(rgb, alpha, SPICE_BITMAP_FMT_RGBA, top_down=top_down, pad=4)
+    payload = jpeg_alpha_encode(data, 60, 40, stride, top_down, 85)
+    assert payload.flags == (SPICE_JPEG_ALPHA_FLAGS_TOP_DOWN if top_down else 0)
+    jpeg, lz = payload.data[: payload.jpeg_size], payload.data[payload.jpeg_size :]
+    assert jpeg == jpeg_encode(rgb, 85)  # the colour, always top row first
+    assert psnr(djpeg(jpeg), rgb) > 35.0
+    # The alpha plane in memory row order, its direction in the LZ header.
+    dec = lz_decode(lz)
+    assert (dec.width, dec.height, dec.top_down) == (60, 40, top_down)
+    np.testing.assert_array_equal(dec.pixels, alpha if top_down else alpha[::-1])
