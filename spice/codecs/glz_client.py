@@ -77,6 +77,8 @@ def parse_glz_header(buf: np.ndarray) -> tuple[LzImageType, bool, int, int, int,
         raise ValueError(f"bad GLZ image size {width}x{height}")
     if stride != width * RGB_BYTES_PER_PIXEL[lz_type]:
         raise ValueError(f"GLZ stride {stride} != width {width} * bytes per pixel")
+    if image_id >= 1 << 63:  # a server would need centuries of images to get here
+        raise ValueError(f"GLZ image id {image_id} out of range")
     if head_dist > image_id:
         raise ValueError(f"GLZ window head distance {head_dist} exceeds image id {image_id}")
     return lz_type, bool(type_byte >> 4), width, height, stride, image_id, head_dist
