@@ -205,14 +205,20 @@ class GuestMemory:
                 self._uc.mem_write(addr + pos, piece)
             pos += chunk
 
-    def restore_roms(self) -> None:
-        """Undo guest writes to ROM images (called at machine reset)."""
+    def restore_roms(self) -> bool:
+        """Undo guest writes to ROM images (called at machine reset);
+        True if any byte changed."""
         with self._lock:
             roms = [r for r in self._sorted if r.pristine is not None]
+        changed = False
         for r in roms:
             assert r.array is not None and r.pristine is not None
-            r.array[:] = np.frombuffer(r.pristine, dtype=np.uint8)
+            pristine = np.frombuffer(r.pristine, dtype=np.uint8)
+            if not np.array_equal(r.array, pristine):
+                r.array[:] = pristine
+                changed = True
         self._rom_write_logged.clear()
+        return changed
 
     # ------------------------------------------------------------- internals
     @staticmethod
