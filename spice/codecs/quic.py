@@ -137,7 +137,7 @@ def quic_encode(
     words, n = _k.quic_encode_kernel(
         buf, row0, step, width, height, layout.bpp, layout.is16,
         np.array(layout.ch_off, np.int64), nch, layout.nrgb, header,
-        fam.packed, fam.code_len, fam.fold, fam.bucket_of, fam.bpc, fam.n_buckets,
+        fam.packed, fam.code_len, fam.bucket_of, fam.bpc, fam.n_buckets,
         TABRAND, WM_TRIGGER, MELC_ORDER_LOG2,
     )  # fmt: skip
     return words[:n].astype("<u4", copy=False).tobytes()

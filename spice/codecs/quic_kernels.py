@@ -93,26 +93,31 @@ def _put(out, pos, acc, nbits, value, length):
 
 
 @njit(cache=True, nogil=True)
-def prepare_row(row, c0, c1, cur, prev, fold, mask, vals, same_left):
+def _fold(d, mask):
+    # Small errors first, alternating sign: 0, -1, +1, -2, ... -> 0, 1, 2, 3...
+    d &= mask
+    return d << 1 if d <= mask >> 1 else ((mask - d) << 1) + 1
+
+
+@njit(cache=True, nogil=True)
+def prepare_row(row, c0, c1, cur, prev, mask, vals, same_left):
     """Model-independent work for one row of a group: the folded prediction
     error of every value, and whether each pixel repeats its left neighbour."""
     width = cur.shape[1]
     for c in range(c0, c1):
         if row == 0:
-            vals[c, 0] = fold[cur[c, 0] & mask]
+            vals[c, 0] = _fold(cur[c, 0], mask)
             for i in range(1, width):
-                vals[c, i] = fold[(cur[c, i] - cur[c, i - 1]) & mask]
+                vals[c, i] = _fold(cur[c, i] - cur[c, i - 1], mask)
         else:
-            vals[c, 0] = fold[(cur[c, 0] - prev[c, 0]) & mask]
+            vals[c, 0] = _fold(cur[c, 0] - prev[c, 0], mask)
             for i in range(1, width):
-                vals[c, i] = fold[(cur[c, i] - ((cur[c, i - 1] + prev[c, i]) >> 1)) & mask]
+                vals[c, i] = _fold(cur[c, i] - ((cur[c, i - 1] + prev[c, i]) >> 1), mask)
     same_left[0] = False
-    for i in range(1, width):
-        same = True
-        for c in range(c0, c1):
-            if cur[c, i] != cur[c, i - 1]:
-                same = False
-        same_left[i] = same
+    same_left[1:] = True
+    for c in range(c0, c1):
+        for i in range(1, width):
+            same_left[i] &= cur[c, i] == cur[c, i - 1]
 
 
 @njit(cache=True, nogil=True)
@@ -234,7 +239,7 @@ def unpack_row(buf, off, width, bpp, is16, ch_off, nch, dst):
 
 @njit(cache=True, nogil=True)
 def quic_encode_kernel(buf, row0_off, row_step, width, height, bpp, is16, ch_off, nch, nrgb,
-                       header, fam_cw, fam_len, fold, bucket_of, bpc, n_buckets,
+                       header, fam_cw, fam_len, bucket_of, bpc, n_buckets,
                        tabrand, wm_trigger, melc):
     """Encode a whole image; returns the stream as little-endian u32 words.
 
@@ -275,7 +280,7 @@ def quic_encode_kernel(buf, row0_off, row_step, width, height, bpp, is16, ch_off
         for g in range(ngroups):
             c0 = 0 if g == 0 else nrgb
             c1 = nrgb if g == 0 else nch
-            prepare_row(row, c0, c1, cur, prev, fold, (1 << bpc) - 1, vals, same_cur[g])
+            prepare_row(row, c0, c1, cur, prev, (1 << bpc) - 1, vals, same_cur[g])
             x = 0
             rem = width
             while st[g, ST_WMIDX] < WMI_MAX and st[g, ST_WMILEFT] <= rem:
