@@ -186,9 +186,11 @@ def test_bad_header(fields: dict[str, int], message: str) -> None:
 
 
 def test_size_limits_from_the_caller() -> None:
-    assert quic_decode(VALID, max_pixels=45 * 30).width == 45
+    assert quic_decode(VALID, max_pixels=45 * 30, expected_size=(45, 30)).width == 45
     with pytest.raises(ValueError, match="limit"):
         quic_decode(VALID, max_pixels=45 * 30 - 1)
+    with pytest.raises(ValueError, match="45x30"):
+        quic_decode(VALID, expected_size=(30, 45))
 
 
 @pytest.mark.parametrize("stream", [VALID, VALID_RGBA], ids=["rgb32", "rgba"])

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit
 
+from spice.codecs.quic import byte_view
 from spice.qxl import (
     SPICE_BITMAP_FMT_16BIT,
     SPICE_BITMAP_FMT_24BIT,
@@ -123,10 +124,7 @@ def bitmap_graduality(
         raise ValueError(f"SPICE bitmap format {fmt} has no graduality")
     if width <= 0 or height <= 0 or stride < width * bpp:
         raise ValueError(f"bad bitmap geometry {width}x{height} stride {stride}")
-    if isinstance(pixels, np.ndarray):
-        buf = np.ascontiguousarray(pixels).reshape(-1).view(np.uint8)
-    else:
-        buf = np.frombuffer(pixels, np.uint8)
+    buf = byte_view(pixels)
     heights = [height] if chunk_heights is None else list(chunk_heights)
     if sum(heights) != height or any(h < 0 for h in heights):
         raise ValueError(f"chunk heights {heights} do not add up to {height}")

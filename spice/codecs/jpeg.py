@@ -37,6 +37,7 @@ from spice.codecs.jpeg_tables import (
     scaled_quant,
 )
 from spice.codecs.lz import lz_encode_alpha
+from spice.codecs.quic import byte_view
 from spice.qxl import (
     SPICE_BITMAP_FMT_16BIT,
     SPICE_BITMAP_FMT_24BIT,
@@ -106,7 +107,9 @@ def jpeg_encode(rgb: np.ndarray, quality: int, *, fast_dct: bool = False) -> byt
         raise ValueError(f"JPEG cannot hold a {width}x{height} image")
     q_luma = scaled_quant(LUMINANCE_QUANT, quality)
     q_chroma = scaled_quant(CHROMINANCE_QUANT, quality)
-    luma, chroma = _k.color_planes(np.ascontiguousarray(rgb), width, height)
+    rgb = np.ascontiguousarray(rgb).view()
+    rgb.flags.writeable = False  # one compiled kernel for every caller
+    luma, chroma = _k.color_planes(rgb, width, height)
     scan = _k.jpeg_scan_kernel(
         luma, chroma, width, height, divisors(q_luma, fast_dct), divisors(q_chroma, fast_dct),
         fast_dct, _HUFF, ZIGZAG,
@@ -129,10 +132,7 @@ def _rows(pixels: np.ndarray | bytes, width: int, height: int, stride: int, fmt:
         raise ValueError(f"JPEG cannot encode SPICE bitmap format {fmt}")
     if width <= 0 or height <= 0 or stride < width * bpp:
         raise ValueError(f"bad bitmap geometry {width}x{height} stride {stride}")
-    if isinstance(pixels, np.ndarray):
-        buf = np.ascontiguousarray(pixels).reshape(-1).view(np.uint8)
-    else:
-        buf = np.frombuffer(pixels, np.uint8)
+    buf = byte_view(pixels)
     if buf.size < (height - 1) * stride + width * bpp:
         raise ValueError(f"{buf.size} bytes cannot hold {height} rows of {stride}")
     if buf.size < height * stride:

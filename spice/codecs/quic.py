@@ -88,11 +88,18 @@ def quic_image_type(fmt: int) -> int:
         raise ValueError(f"QUIC cannot encode SPICE bitmap format {fmt}") from None
 
 
-def _as_bytes(pixels: object) -> np.ndarray:
+def byte_view(pixels: object) -> np.ndarray:
+    """Any buffer (numpy array of any dtype, bytes, memoryview) as a flat,
+    read-only uint8 array, copied only if it is not contiguous.  Always
+    read-only so that every caller hits the same compiled kernel."""
     if isinstance(pixels, np.ndarray):
         arr = np.ascontiguousarray(pixels).reshape(-1)
-        return arr if arr.dtype == np.uint8 else arr.view(np.uint8)
-    return np.frombuffer(pixels, np.uint8)  # type: ignore[call-overload]
+        arr = arr if arr.dtype == np.uint8 else arr.view(np.uint8)
+    else:
+        arr = np.frombuffer(pixels, np.uint8)  # type: ignore[call-overload]
+    view = arr.view()
+    view.flags.writeable = False
+    return view
 
 
 def quic_encode(
@@ -124,7 +131,7 @@ def quic_encode(
         raise ValueError(f"image of {width}x{height} pixels is too large for QUIC")
     if stride < width * layout.bpp:
         raise ValueError(f"stride {stride} too small for {width} pixels of format {fmt}")
-    buf = _as_bytes(pixels)
+    buf = byte_view(pixels)
     if buf.size < (height - 1) * stride + width * layout.bpp:
         raise ValueError(f"{buf.size} bytes of pixels cannot hold {height} rows of {stride}")
     if top_down:
@@ -160,7 +167,7 @@ class QuicImage(NamedTuple):
 
 
 def _header(data: bytes | np.ndarray) -> tuple[np.ndarray, int, int, int]:
-    raw = _as_bytes(data)
+    raw = byte_view(data)
     nwords = raw.size // 4  # trailing bytes are ignored, as clients do
     if nwords < 6:
         raise ValueError(f"QUIC stream of {raw.size} bytes is shorter than its header")
@@ -185,6 +192,7 @@ def quic_decode(
     *,
     to_32bit: bool = False,
     max_pixels: int = QUIC_MAX_PIXELS,
+    expected_size: tuple[int, int] | None = None,
 ) -> QuicImage:
     """Decode a QUIC stream (the bytes of a QUIC image payload after its
     ``data_size`` field).
@@ -192,7 +200,8 @@ def quic_decode(
     ``to_32bit`` widens RGB16 images to b, g, r, 0 bytes the way SPICE
     clients do for a 32-bit canvas (each 5-bit value v becomes
     ``v << 3 | v >> 2``).  ``max_pixels`` bounds ``width * height`` before
-    anything is allocated; pass the size the image descriptor promised.
+    anything is allocated.  ``expected_size`` (width, height) is the size
+    the image descriptor promised: clients refuse a stream of another size.
 
     Raises ValueError for a bad magic, version or type, a size over the
     limits, a stream that ends before its pixels do, a codeword out of range
@@ -200,6 +209,8 @@ def quic_decode(
     ignored.
     """
     words, qtype, width, height = _header(data)
+    if expected_size is not None and (width, height) != tuple(expected_size):
+        raise ValueError(f"QUIC stream is {width}x{height}, the image {expected_size}")
     if width * height > min(max_pixels, QUIC_MAX_PIXELS):
         raise ValueError(f"QUIC image of {width}x{height} pixels exceeds the limit")
     nch, fam = _TYPE_CHANNELS[qtype]
