@@ -1,0 +1,102 @@
+"""Giving resources back to the guest: the release ring, batched as QEMU
+does it.
+
+Every guest resource starts with a QXLReleaseInfo, one u64 that holds the
+guest's ``id`` on the way in and the ``next`` link on the way out.  A
+released resource is chained into the list whose head sits in the release
+ring's current producer slot: the first one becomes the head, later ones
+are appended through the previous one's ``next``.  The list is pushed
+(``prod++``, the new slot zeroed, DISPLAY raised if the guest armed
+``notify_on_prod``) when 32 resources are collected, or on a flush
+(FLUSH_RELEASE, the server's flush_resources, NOTIFY_OOM), but never while
+the ring has no free slot and never in the middle of an OOM pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from devices.qxl.memslots import GuestBug
+from devices.qxl.rings import CONS, NUM_ITEMS, PROD, Ring
+
+FREE_BUNCH_SIZE = 32
+
+
+@dataclass(frozen=True, slots=True)
+class GuestRelease:
+    """``Command.release`` of a guest command: where its QXLReleaseInfo is,
+    and the reset epoch it belongs to (a release that outlives a device
+    reset is dropped, as QEMU's re-initialised RAM drops it)."""
+
+    epoch: int
+    array: np.ndarray
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class HostRelease:
+    """``Command.release`` of a command the device generated itself (VGA
+    mode); releasing it only drops the host bitmap."""
+
+    serial: int
+
+
+class ReleaseBatcher:
+    """State of the release list being built.  Not thread-safe: the device
+    calls it under its lock."""
+
+    def __init__(self, ring: Ring) -> None:
+        self.ring = ring
+        self.num_free_res = 0
+        self.last: tuple[np.ndarray, int] | None = None
+        self.oom_running = False
+
+    def reset(self) -> None:
+        self.num_free_res = 0
+        self.last = None
+        self.oom_running = False
+
+    def _head_offset(self) -> int:
+        return self.ring.item_offset(PROD)
+
+    def release(self, info: GuestRelease) -> bool:
+        """Chain one resource; returns whether DISPLAY should be raised."""
+        mem = self.ring.mem
+        head = mem[self._head_offset():][:8].view("<u8")
+        rel = info.array[info.offset:info.offset + 8].view("<u8")
+        rid = int(rel[0])
+        if int(head[0]) == 0 or self.last is None:
+            rel[0] = 0
+            head[0] = rid
+        else:
+            arr, off = self.last
+            arr[off:off + 8].view("<u8")[0] = rid
+            rel[0] = 0
+        self.last = (info.array, info.offset)
+        self.num_free_res += 1
+        return self.push(flush=False)
+
+    def ring_full(self) -> bool:
+        """QEMU keeps one slot free: the list being built lives there."""
+        r = self.ring
+        return (r.get(PROD) - r.get(CONS) + 1) & 0xFFFFFFFF == r.get(NUM_ITEMS)
+
+    def push(self, flush: bool) -> bool:
+        """Publish the current list; returns whether DISPLAY should be raised."""
+        if self.ring_full():
+            return False
+        if not flush and (self.oom_running or self.num_free_res < FREE_BUNCH_SIZE):
+            return False
+        notify = self.ring.push()
+        try:
+            head = self._head_offset()
+        except GuestBug:
+            self.num_free_res = 0
+            self.last = None
+            raise
+        self.ring.mem[head:head + 8].view("<u8")[0] = 0
+        self.num_free_res = 0
+        self.last = None
+        return notify
