@@ -27,6 +27,24 @@ _CBCR_OFFSET = 128 << 16
 
 
 @njit(cache=True, nogil=True)
+def _convert_row(rgb, y, width, pw, out):
+    """Y, Cb, Cr of image row ``y`` into out[0..2, :pw], the last pixel
+    repeated past the right edge."""
+    for x in range(width):
+        r = np.int32(rgb[y, x, 0])
+        g = np.int32(rgb[y, x, 1])
+        b = np.int32(rgb[y, x, 2])
+        out[0, x] = (_FIX_0_29900 * r + _FIX_0_58700 * g + _FIX_0_11400 * b + _ONE_HALF) >> 16
+        out[1, x] = (-_FIX_0_16874 * r - _FIX_0_33126 * g + _FIX_0_50000 * b
+                     + _CBCR_OFFSET + _ONE_HALF - 1) >> 16
+        out[2, x] = (_FIX_0_50000 * r - _FIX_0_41869 * g - _FIX_0_08131 * b
+                     + _CBCR_OFFSET + _ONE_HALF - 1) >> 16
+    for c in range(3):
+        for x in range(width, pw):
+            out[c, x] = out[c, width - 1]
+
+
+@njit(cache=True, nogil=True)
 def color_planes(rgb, width, height):
     """YCbCr planes padded for 4:2:0 MCUs of 16x16 pixels.
 
@@ -37,38 +55,26 @@ def color_planes(rgb, width, height):
     mcu_cols = (width + 15) // 16
     mcu_rows = (height + 15) // 16
     pw = mcu_cols * 16
-    ph_even = height + (height & 1)
-    full = np.empty((3, ph_even, pw), np.int64)
-    for y in range(height):
-        for x in range(width):
-            r = np.int64(rgb[y, x, 0])
-            g = np.int64(rgb[y, x, 1])
-            b = np.int64(rgb[y, x, 2])
-            full[0, y, x] = (_FIX_0_29900 * r + _FIX_0_58700 * g + _FIX_0_11400 * b
-                             + _ONE_HALF) >> 16
-            full[1, y, x] = (-_FIX_0_16874 * r - _FIX_0_33126 * g + _FIX_0_50000 * b
-                             + _CBCR_OFFSET + _ONE_HALF - 1) >> 16
-            full[2, y, x] = (_FIX_0_50000 * r - _FIX_0_41869 * g - _FIX_0_08131 * b
-                             + _CBCR_OFFSET + _ONE_HALF - 1) >> 16
-        for c in range(3):
-            for x in range(width, pw):
-                full[c, y, x] = full[c, y, width - 1]
-    if ph_even > height:
-        full[:, height, :] = full[:, height - 1, :]
-    luma = np.empty((mcu_rows * 16, pw), np.int64)
-    luma[:ph_even] = full[0]
-    for y in range(ph_even, mcu_rows * 16):
-        luma[y] = luma[ph_even - 1]
-    chroma = np.empty((2, mcu_rows * 8, mcu_cols * 8), np.int64)
-    half = ph_even // 2
-    for c in range(2):
-        for y in range(half):
+    cw = mcu_cols * 8
+    luma = np.empty((mcu_rows * 16, pw), np.int32)
+    chroma = np.empty((2, mcu_rows * 8, cw), np.int32)
+    pair = np.empty((2, 3, pw), np.int32)
+    half = (height + 1) // 2
+    for y2 in range(half):
+        for k in range(2):
+            # An odd last row is paired with itself.
+            _convert_row(rgb, min(2 * y2 + k, height - 1), width, pw, pair[k])
+            luma[2 * y2 + k] = pair[k, 0]
+        for c in range(2):
             bias = 1
-            for x in range(mcu_cols * 8):
-                chroma[c, y, x] = (full[c + 1, 2 * y, 2 * x] + full[c + 1, 2 * y, 2 * x + 1]
-                                   + full[c + 1, 2 * y + 1, 2 * x]
-                                   + full[c + 1, 2 * y + 1, 2 * x + 1] + bias) >> 2
+            for x in range(cw):
+                chroma[c, y2, x] = (pair[0, c + 1, 2 * x] + pair[0, c + 1, 2 * x + 1]
+                                    + pair[1, c + 1, 2 * x] + pair[1, c + 1, 2 * x + 1]
+                                    + bias) >> 2
                 bias ^= 3
+    for y in range(2 * half, mcu_rows * 16):
+        luma[y] = luma[2 * half - 1]
+    for c in range(2):
         for y in range(half, mcu_rows * 8):
             chroma[c, y] = chroma[c, half - 1]
     return luma, chroma
