@@ -19,6 +19,7 @@ from spice.codecs.jpeg import (
     jpeg_alpha_encode,
     jpeg_encode,
     jpeg_encode_bitmap,
+    mjpeg_encode_frame,
 )
 from spice.codecs.jpeg_tables import LUMINANCE_QUANT, ZIGZAG, scaled_quant
 from spice.codecs.lz import lz_decode
@@ -176,3 +177,19 @@ def test_jpeg_alpha(top_down: bool) -> None:
     dec = lz_decode(lz)
     assert (dec.width, dec.height, dec.top_down) == (60, 40, top_down)
     np.testing.assert_array_equal(dec.pixels, alpha if top_down else alpha[::-1])
+
+
+@pytest.mark.parametrize("top_down", [True, False])
+def test_mjpeg_frame_area_in_memory_row_order(top_down: bool) -> None:
+    rgb, alpha = picture("photo", 64, 48, seed=6)
+    data, stride, _ = pack(rgb, alpha, SPICE_BITMAP_FMT_RGBA, top_down=top_down, pad=8)
+    top, left, bottom, right = 5, 7, 37, 50
+    frame = mjpeg_encode_frame(data, 64, 48, stride, SPICE_BITMAP_FMT_RGBA,
+                               (top, left, bottom, right), top_down, 60)  # fmt: skip
+    area = rgb[top:bottom, left:right]
+    # A bottom-up source is sent upside down; the client flips it.
+    expected = area if top_down else area[::-1]
+    assert frame == jpeg_encode(np.ascontiguousarray(expected), 60, fast_dct=True)
+    assert psnr(djpeg(frame), expected) > 30.0
+    with pytest.raises(ValueError):
+        mjpeg_encode_frame(data, 64, 48, stride, SPICE_BITMAP_FMT_RGBA, (0, 0, 49, 10), True, 60)

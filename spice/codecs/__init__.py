@@ -21,6 +21,7 @@ from spice.codecs.jpeg import JpegAlpha as JpegAlpha
 from spice.codecs.jpeg import jpeg_alpha_encode as jpeg_alpha_encode
 from spice.codecs.jpeg import jpeg_encode as jpeg_encode
 from spice.codecs.jpeg import jpeg_encode_bitmap as jpeg_encode_bitmap
+from spice.codecs.jpeg import mjpeg_encode_frame as mjpeg_encode_frame
 
 # isort: split
 # LZ, GLZ (+ zlib wrapping) and LZ4, with their reference decoders.

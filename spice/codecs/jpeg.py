@@ -53,6 +53,7 @@ __all__ = [
     "jpeg_alpha_encode",
     "jpeg_encode",
     "jpeg_encode_bitmap",
+    "mjpeg_encode_frame",
 ]
 
 # Quality the server uses for still images.
@@ -140,6 +141,26 @@ def _rows(pixels: np.ndarray | bytes, width: int, height: int, stride: int, fmt:
     return buf[: height * stride].reshape(height, stride)[:, : width * bpp]
 
 
+def _to_rgb(rows: np.ndarray, fmt: int) -> np.ndarray:
+    """(h, w * bpp) guest pixel bytes -> (h, w, 3) RGB as the server converts
+    them for libjpeg."""
+    h = rows.shape[0]
+    w = rows.shape[1] // _BPP[fmt]
+    rgb = np.empty((h, w, 3), np.uint8)
+    if fmt == SPICE_BITMAP_FMT_16BIT:
+        v = rows.reshape(h, w, 2).astype(np.uint16)
+        v = v[..., 0] | (v[..., 1] << 8)
+        for i, shift in enumerate((10, 5, 0)):
+            c = ((v >> shift) & 0x1F).astype(np.uint8)
+            rgb[..., i] = (c << 3) | (c >> 2)
+    else:
+        px = rows.reshape(h, w, _BPP[fmt])
+        rgb[..., 0] = px[..., 2]
+        rgb[..., 1] = px[..., 1]
+        rgb[..., 2] = px[..., 0]
+    return rgb
+
+
 def bitmap_to_rgb(
     pixels: np.ndarray | bytes, width: int, height: int, stride: int, fmt: int, top_down: bool
 ) -> np.ndarray:
@@ -147,21 +168,7 @@ def bitmap_to_rgb(
     the server feeds its JPEG encoder (5-bit channels widened as
     ``v << 3 | v >> 2``; the 32-bit x and RGBA alpha bytes dropped)."""
     rows = _rows(pixels, width, height, stride, fmt)
-    if not top_down:
-        rows = rows[::-1]
-    rgb = np.empty((height, width, 3), np.uint8)
-    if fmt == SPICE_BITMAP_FMT_16BIT:
-        v = rows.reshape(height, width, 2).astype(np.uint16)
-        v = v[..., 0] | (v[..., 1] << 8)
-        for i, shift in enumerate((10, 5, 0)):
-            c = ((v >> shift) & 0x1F).astype(np.uint8)
-            rgb[..., i] = (c << 3) | (c >> 2)
-    else:
-        px = rows.reshape(height, width, _BPP[fmt])
-        rgb[..., 0] = px[..., 2]
-        rgb[..., 1] = px[..., 1]
-        rgb[..., 2] = px[..., 0]
-    return rgb
+    return _to_rgb(rows if top_down else rows[::-1], fmt)
 
 
 def jpeg_encode_bitmap(
@@ -180,6 +187,34 @@ def jpeg_encode_bitmap(
     ``data_size`` field."""
     rgb = bitmap_to_rgb(pixels, width, height, stride, fmt, top_down)
     return jpeg_encode(rgb, quality, fast_dct=fast_dct)
+
+
+def mjpeg_encode_frame(
+    pixels: np.ndarray | bytes,
+    width: int,
+    height: int,
+    stride: int,
+    fmt: int,
+    src: tuple[int, int, int, int],
+    top_down: bool,
+    quality: int,
+) -> bytes:
+    """One MJPEG video frame: the ``src`` area (top, left, bottom, right;
+    bottom/right exclusive, in image coordinates) of a guest bitmap, coded
+    with the fast DCT like the server's video encoder.
+
+    Rows go into the JPEG in *memory* order, as the server does: for a
+    bottom-up bitmap the frame is stored upside down and the stream must be
+    created without SPICE_STREAM_FLAGS_TOP_DOWN so that the client flips
+    it.  Raises ValueError for an empty area or one outside the bitmap."""
+    top, left, bottom, right = src
+    if not (0 <= left < right <= width and 0 <= top < bottom <= height):
+        raise ValueError(f"stream area {src} outside a {width}x{height} bitmap")
+    rows = _rows(pixels, width, height, stride, fmt)
+    first = top if top_down else height - bottom
+    bpp = _BPP[fmt]
+    area = rows[first : first + bottom - top, left * bpp : right * bpp]
+    return jpeg_encode(_to_rgb(area, fmt), quality, fast_dct=True)
 
 
 class JpegAlpha(NamedTuple):
