@@ -123,6 +123,11 @@ def prepare_row(row, c0, c1, cur, prev, mask, vals, same_left):
 @njit(cache=True, nogil=True)
 def _encode_seg(out, bw, row, i, end, waitmask, trigger, g, c0, c1, vals, same_cur, same_prev,
                 corr, st, counters, bestcode, fam_cw, fam_len, bucket_of, bpc, tabrand, melc):
+    """Code pixels [i, end) of one row for the channels [c0, c1) of group g.
+
+    ``bw`` carries the bit writer (word count, pending bits, their number)
+    and ``st`` the group state across calls; ``fam_cw`` packs each
+    codeword with its length (code << 6 | length)."""
     pos, acc, nbits = bw[0], bw[1], bw[2]
     waitcnt = st[g, ST_WAITCNT]
     seed = st[g, ST_SEED]
@@ -241,7 +246,8 @@ def unpack_row(buf, off, width, bpp, is16, ch_off, nch, dst):
 def quic_encode_kernel(buf, row0_off, row_step, width, height, bpp, is16, ch_off, nch, nrgb,
                        header, fam_cw, fam_len, bucket_of, bpc, n_buckets,
                        tabrand, wm_trigger, melc):
-    """Encode a whole image; returns the stream as little-endian u32 words.
+    """Encode a whole image; returns (words, count): the stream is the first
+    ``count`` u32 words, each to be stored little-endian.
 
     Row r (top to bottom) starts at byte ``row0_off + r * row_step`` of
     ``buf``; channel c of pixel x is byte ``ch_off[c] + x * bpp`` of the row
