@@ -1,0 +1,124 @@
+"""The Red Dispatcher: requests from other threads to one red worker.
+
+A queue plus a wake-up pipe the worker's loop watches.  Asynchronous
+requests return at once; synchronous ones block the caller until the
+worker has run them and hand back the result (or the exception).  Nothing
+else crosses between threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SYNC_TIMEOUT_S = 60.0
+
+
+class _Reply:
+    __slots__ = ("event", "value", "error")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class Dispatcher:
+    def __init__(self, name: str = "dispatcher") -> None:
+        self.name = name
+        self._queue: deque[tuple[Callable[..., Any], tuple, _Reply | None]] = deque()
+        self._lock = threading.Lock()
+        self._rfd, self._wfd = os.pipe()
+        os.set_blocking(self._rfd, False)
+        os.set_blocking(self._wfd, False)
+        self._signalled = False
+        self.worker_thread: int | None = None
+        self.closed = False
+
+    def fileno(self) -> int:
+        return self._rfd
+
+    def post(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Queue ``fn(*args)`` for the worker and return."""
+        self._put(fn, args, None)
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` on the worker and wait for its result."""
+        if threading.get_ident() == self.worker_thread:
+            return fn(*args)  # already on the worker: no round trip
+        reply = _Reply()
+        self._put(fn, args, reply)
+        if not reply.event.wait(SYNC_TIMEOUT_S):
+            raise TimeoutError(f"{self.name}: the worker did not answer in {SYNC_TIMEOUT_S} s")
+        if reply.error is not None:
+            raise reply.error
+        return reply.value
+
+    def _put(self, fn: Callable[..., Any], args: tuple, reply: _Reply | None) -> None:
+        with self._lock:
+            if self.closed:
+                if reply is not None:
+                    reply.error = RuntimeError(f"{self.name} is closed")
+                    reply.event.set()
+                return
+            self._queue.append((fn, args, reply))
+            if self._signalled:
+                return
+            self._signalled = True
+            # written under the lock so close() cannot free the fd in between
+            try:
+                os.write(self._wfd, b"\1")
+            except BlockingIOError:
+                pass
+
+    def run_pending(self) -> int:
+        """Worker side: run everything queued so far; returns how many."""
+        # Drain the pipe first, then take the queue and clear the flag in one
+        # step: a post racing with us is either taken now or writes anew.
+        try:
+            while os.read(self._rfd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        with self._lock:
+            self._signalled = False
+            items = list(self._queue)
+            self._queue.clear()
+        for fn, args, reply in items:
+            try:
+                value = fn(*args)
+            except BaseException as exc:
+                if reply is None:
+                    log.exception("%s: %s failed", self.name, getattr(fn, "__name__", fn))
+                    continue
+                reply.error = exc
+                reply.event.set()
+                continue
+            if reply is not None:
+                reply.value = value
+                reply.event.set()
+        return len(items)
+
+    def close(self) -> None:
+        """Fail every waiting caller; later posts are dropped."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            items = list(self._queue)
+            self._queue.clear()
+            for fd in (self._rfd, self._wfd):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        for _fn, _args, reply in items:
+            if reply is not None:
+                reply.error = RuntimeError(f"{self.name} is closed")
+                reply.event.set()

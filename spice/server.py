@@ -1,0 +1,529 @@
+"""The SPICE server: options, listening socket, link dispatch, sessions.
+
+:class:`SpiceServer` is what a host embeds, the way QEMU embeds
+libspice-server.  It never runs a loop of its own on the host's thread: its
+listening socket, the link stage and the main and inputs channels run from
+watches and timers of the host's :class:`CoreInterface`.  Each QXL device
+added gets a red worker thread owning that device's display and cursor
+channels.
+
+Typical use::
+
+    server = SpiceServer(core, SpiceOptions.from_qemu_string("port=5900,disable-ticketing=on"))
+    worker = server.add_qxl(qxl_device)      # -> QXLWorker for the device
+    server.add_kbd(i8042); server.add_mouse(i8042)
+    server.start()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+from spice.agent import AgentDevice
+from spice.channel import ChannelStats
+from spice.image_cache import PixmapCaches
+from spice.inputs_channel import InputsChannelClient, InputsState
+from spice.interfaces import (
+    ChannelEvent,
+    ChannelEventInfo,
+    CharDeviceHandle,
+    CharDeviceInterface,
+    CoreInterface,
+    KbdInterface,
+    MouseInterface,
+    QXLInterface,
+    QXLWorker,
+    TabletInterface,
+    WatchEvent,
+)
+from spice.link import LinkedStream, LinkHandshake, LinkMess, RsaKeyPool, ticket_matches
+from spice.main_channel import MainChannelClient, mm_time
+from spice.options import SpiceOptions
+from spice.protocol import (
+    ChannelType,
+    CommonCap,
+    DisplayCap,
+    InputsCap,
+    LinkErr,
+    MainCap,
+    MouseMode,
+    caps_to_words,
+)
+from spice.worker import RedQXL, RedWorker
+
+__all__ = ["SpiceServer", "SpiceOptions"]
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING_LINKS = 64  # connections in the link stage at once; more are dropped
+ACCEPTS_PER_EVENT = 16
+
+_COMMON_CAPS = caps_to_words([CommonCap.PROTOCOL_AUTH_SELECTION, CommonCap.AUTH_SPICE,
+                              CommonCap.MINI_HEADER])
+_CHANNEL_CAPS = {
+    ChannelType.MAIN: caps_to_words([MainCap.SEMI_SEAMLESS_MIGRATE, MainCap.NAME_AND_UUID,
+                                     MainCap.AGENT_CONNECTED_TOKENS, MainCap.SEAMLESS_MIGRATE]),
+    ChannelType.DISPLAY: caps_to_words([DisplayCap.MONITORS_CONFIG, DisplayCap.PREF_COMPRESSION,
+                                        DisplayCap.PREF_VIDEO_CODEC_TYPE,
+                                        DisplayCap.STREAM_REPORT]),
+    ChannelType.INPUTS: caps_to_words([InputsCap.KEY_SCANCODE]),
+    ChannelType.CURSOR: [],
+}
+
+
+class ClientSession:
+    """One connected client (spice-server's RedClient): its main channel and
+    everything linked with its connection id."""
+
+    def __init__(self, server: SpiceServer, connection_id: int) -> None:
+        self.server = server
+        self.connection_id = connection_id
+        self.main: MainChannelClient | None = None
+        self.inputs: list[InputsChannelClient] = []
+        self.pixmap_caches = PixmapCaches()
+        self.worker_channels = 0
+        self.closed = False
+
+    def main_disconnected(self, mcc) -> None:
+        self.server._end_session(self)
+
+    def channel_disconnected(self, cc) -> None:
+        if cc in self.inputs:
+            self.inputs.remove(cc)
+        self.server._emit(ChannelEvent.DISCONNECTED, cc)
+
+
+class _QXLState:
+    """What the core thread knows about one device's primary surface."""
+
+    def __init__(self) -> None:
+        self.primary_active = False
+        self.use_hardware_cursor = False
+        self.x_res = 0
+        self.y_res = 0
+        self.takes_monitors_config = False
+
+
+class SpiceServer:
+    """A SPICE server bound to one host core."""
+
+    def __init__(self, core: CoreInterface, options: SpiceOptions | None = None) -> None:
+        self.core = core
+        self.options = options or SpiceOptions()
+        self.options.validate()
+        self.port = self.options.port
+        self.workers: list[RedWorker] = []
+        self._qxl_states: list[_QXLState] = []
+        self.kbd: KbdInterface | None = None
+        self.mouse: MouseInterface | None = None
+        self.tablet: TabletInterface | None = None
+        self.agent: AgentDevice | None = None
+        self.channel_stats = ChannelStats()
+        self.inputs_state = InputsState(self)
+        self.mouse_mode = MouseMode.SERVER
+        self.client_mouse_allowed = False
+        self.session: ClientSession | None = None
+        self._links: list[LinkHandshake] = []
+        self._keys = RsaKeyPool()
+        self._listener: socket.socket | None = None
+        self._listen_watch = None
+        self._ticket_expires: float | None = None
+        if self.options.ticket_expiry is not None:
+            self._ticket_expires = time.monotonic() + self.options.ticket_expiry
+        self._lock = threading.Lock()
+        self.counters = {"connections": 0, "links_refused": 0, "sessions": 0}
+        self._closed = False
+
+    # -- host API -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Listen on addr:port through the core's watches."""
+        if self._listener is not None:
+            return
+        family = socket.AF_INET6 if ":" in self.options.addr else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.options.addr, self.options.port))
+        sock.listen(64)
+        sock.setblocking(False)
+        self._listener = sock
+        self.port = sock.getsockname()[1]
+        self._listen_watch = self.core.watch_add(sock.fileno(), WatchEvent.READ, self._on_accept)
+        if not self.options.disable_ticketing and not self.options.password:
+            log.warning("ticketing is on but no password is set: every client will be refused")
+        self._keys.refill()
+        log.info("SPICE server listening on %s", self.uri())
+
+    def add_qxl(self, qxl_if: QXLInterface) -> QXLWorker:
+        """Add a QXL device; returns the QXLWorker it calls (also handed to it
+        through ``attach_worker``).  The device's worker thread starts now and
+        pulls commands once the device calls ``start()``."""
+        worker = RedWorker(self, qxl_if, len(self.workers))
+        self.workers.append(worker)
+        state = _QXLState()
+        self._qxl_states.append(state)
+        handle = RedQXL(worker)
+        worker.start_thread()
+        qxl_if.attach_worker(handle)
+        return handle
+
+    def add_kbd(self, kbd: KbdInterface) -> None:
+        self.kbd = kbd
+
+    def add_mouse(self, mouse: MouseInterface) -> None:
+        self.mouse = mouse
+
+    def add_tablet(self, tablet: TabletInterface) -> None:
+        self.tablet = tablet
+        self._on_core(self.update_mouse_mode)
+
+    def add_char_device(self, dev: CharDeviceInterface) -> CharDeviceHandle:
+        if getattr(dev, "subtype", None) != "vdagent":
+            raise ValueError(f"unsupported char device subtype {getattr(dev, 'subtype', None)!r}")
+        if self.agent is not None:
+            raise ValueError("an agent char device is already attached")
+        self.agent = AgentDevice(self, dev)
+        dev.attach(self.agent)
+        dev.state(True)
+        return self.agent
+
+    def kbd_leds(self, leds: int) -> None:
+        """The guest changed its lock LEDs (spice_server_kbd_leds).  Any thread."""
+        def _apply() -> None:
+            self.inputs_state.modifiers = leds
+            self.push_keyboard_modifiers(leds)
+        self._on_core(_apply)
+
+    def set_ticket(self, password: str | None, lifetime_s: float | None = None) -> None:
+        """Change the password (and its lifetime).  Never logged."""
+        self.options.password = password
+        self._ticket_expires = None if lifetime_s is None else time.monotonic() + lifetime_s
+
+    def set_mouse_mode(self, mode: MouseMode) -> None:
+        """Switch mouse mode if allowed (as a client MOUSE_MODE_REQUEST does)."""
+        self._on_core(lambda: self.request_mouse_mode(mode))
+
+    def uri(self) -> str:
+        host = self.options.addr
+        if ":" in host:
+            host = f"[{host}]"
+        return f"spice://{host}:{self.port}"
+
+    def write_vv_file(self, path: str | os.PathLike) -> str:
+        """Write a remote-viewer connection file (mode 0600) and return its path.
+        It holds the password; the password itself is never logged."""
+        lines = ["[virt-viewer]", "type=spice", f"host={self.options.addr}", f"port={self.port}"]
+        if not self.options.disable_ticketing and self.options.password:
+            lines.append(f"password={self.options.password}")
+        if self.options.name:
+            lines.append(f"title={self.options.name}")
+        lines.append("delete-this-file=0")
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        fd = os.open(os.fspath(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        return os.fspath(path)
+
+    def stats(self) -> dict[str, int]:
+        s = self.channel_stats
+        out = dict(self.counters)
+        out.update(clients=1 if self.session is not None else 0,
+                   pending_links=len(self._links), messages_in=s.messages_in,
+                   messages_out=s.messages_out, bytes_in=s.bytes_in, bytes_out=s.bytes_out)
+        for w in self.workers:
+            try:
+                ws = w.dispatcher.call(w.h_stats)
+            except (TimeoutError, RuntimeError):
+                continue
+            for k, v in ws.items():
+                out[f"display{w.index}_{k}"] = v
+        return out
+
+    def close(self) -> None:
+        """Stop listening, drop every client and stop the worker threads."""
+        if self._closed:
+            return
+        self._closed = True
+        for link in list(self._links):
+            link.close()
+        if self.session is not None:
+            self._end_session(self.session)
+        if self._listen_watch is not None:
+            self.core.watch_remove(self._listen_watch)
+            self._listen_watch = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        for w in self.workers:
+            w.stop_thread()
+        if self.agent is not None:
+            self.agent.close()
+            try:
+                self.agent.dev.state(False)
+            except Exception:
+                log.exception("agent device state(False) failed")
+        self.inputs_state.close()
+
+    # -- threads ---------------------------------------------------------------------------
+
+    def _on_core(self, fn: Callable[[], None]) -> None:
+        self.core.call_soon(fn)
+
+    # -- accepting and linking ----------------------------------------------------------
+
+    def _on_accept(self, fd: int, events: WatchEvent) -> None:
+        for _ in range(ACCEPTS_PER_EVENT):
+            try:
+                sock, peer = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.warning("accept failed: %s", exc)
+                return
+            self.counters["connections"] += 1
+            if len(self._links) >= MAX_PENDING_LINKS:
+                # a flood of half-open links: drop the newcomer, keep serving
+                self.counters["links_refused"] += 1
+                sock.close()
+                continue
+            try:
+                link = LinkHandshake(self.core, sock, peer[:2], self._keys, self._channel_caps,
+                                     self._check_ticket, self._admit, self._attach,
+                                     self._link_closed)
+            except Exception:
+                log.exception("could not start a link")
+                sock.close()
+                continue
+            self._links.append(link)
+
+    def _link_closed(self, link: LinkHandshake) -> None:
+        if link in self._links:
+            self._links.remove(link)
+
+    def _channel_caps(self, ctype: int, cid: int) -> tuple[list[int], list[int]] | None:
+        if not self._has_channel(ctype, cid):
+            return None
+        return _COMMON_CAPS, _CHANNEL_CAPS[ctype]
+
+    def _has_channel(self, ctype: int, cid: int) -> bool:
+        if ctype in (ChannelType.MAIN, ChannelType.INPUTS):
+            return cid == 0
+        if ctype in (ChannelType.DISPLAY, ChannelType.CURSOR):
+            return 0 <= cid < len(self.workers)
+        return False
+
+    def channel_list(self) -> list[tuple[int, int]]:
+        chans = [(ChannelType.MAIN, 0)]
+        for w in self.workers:
+            chans.append((ChannelType.DISPLAY, w.index))
+        chans.append((ChannelType.INPUTS, 0))
+        for w in self.workers:
+            chans.append((ChannelType.CURSOR, w.index))
+        return chans
+
+    def _check_ticket(self, password: bytes) -> bool:
+        if self.options.disable_ticketing:
+            return True
+        if self._ticket_expires is not None and time.monotonic() > self._ticket_expires:
+            log.info("link refused: the ticket has expired")
+            return False
+        return ticket_matches(self.options.password, password)
+
+    def _admit(self, mess: LinkMess) -> LinkErr:
+        if mess.channel_type == ChannelType.MAIN:
+            return LinkErr.OK
+        s = self.session
+        if s is None or s.closed or s.connection_id != mess.connection_id or s.main is None:
+            return LinkErr.BAD_CONNECTION_ID
+        if not self._has_channel(mess.channel_type, mess.channel_id):
+            return LinkErr.CHANNEL_NOT_AVAILABLE
+        return LinkErr.OK
+
+    def _attach(self, linked: LinkedStream) -> None:
+        ctype = linked.channel_type
+        if ctype == ChannelType.MAIN:
+            self._new_session(linked)
+            return
+        s = self.session
+        if s is None:
+            linked.sock.close()
+            return
+        if ctype == ChannelType.INPUTS:
+            cc = InputsChannelClient(s, linked, self.channel_stats)
+            s.inputs.append(cc)
+            self._emit(ChannelEvent.INITIALIZED, cc)
+        else:
+            # display/cursor sockets belong to the device's worker thread from here
+            worker = self.workers[linked.channel_id]
+            s.worker_channels += 1
+            info = ChannelEventInfo(s.connection_id, ctype, linked.channel_id, linked.peer)
+            self.core.channel_event(ChannelEvent.INITIALIZED, info)
+            worker.dispatcher.post(worker.h_attach, linked, s)
+
+    def _new_session(self, linked: LinkedStream) -> None:
+        if self.session is not None:
+            # one client at a time, as spice-server without multi-client support
+            log.info("a new client replaces the connected one")
+            self._end_session(self.session)
+        conn_id = linked.connection_id
+        if conn_id == 0:
+            conn_id = int.from_bytes(os.urandom(4), "little") or 1
+            linked.mess.connection_id = conn_id
+        s = ClientSession(self, conn_id)
+        self.session = s
+        self.counters["sessions"] += 1
+        mcc = MainChannelClient(s, linked, self.channel_stats)
+        s.main = mcc
+        if self.agent is not None:
+            self.agent.client_connected(mcc)
+        mcc.push_init()
+        if linked.peer is not None:
+            mcc.start_net_test()
+        mcc.push()
+        self._emit(ChannelEvent.INITIALIZED, mcc)
+
+    def _end_session(self, s: ClientSession) -> None:
+        if s.closed:
+            return
+        s.closed = True
+        if self.session is s:
+            self.session = None
+        if s.main is not None:
+            if self.agent is not None:
+                self.agent.client_disconnected(s.main)
+            s.main.disconnect()
+            self._emit(ChannelEvent.DISCONNECTED, s.main)
+        for cc in list(s.inputs):
+            cc.disconnect()
+        for w in self.workers:
+            w.dispatcher.post(w.h_detach_session, s.connection_id)
+
+    def worker_client_gone(self, index: int, ctype: int, connection_id: int) -> None:
+        """Called on a worker thread when one of its channel clients left."""
+        info = ChannelEventInfo(connection_id, ctype, index, None)
+        self._on_core(lambda: self.core.channel_event(ChannelEvent.DISCONNECTED, info))
+
+    def _emit(self, event: ChannelEvent, cc) -> None:
+        try:
+            self.core.channel_event(event, ChannelEventInfo(cc.connection_id, cc.channel_type,
+                                                            cc.channel_id, cc.peer))
+        except Exception:
+            log.exception("channel_event failed")
+
+    # -- mouse mode --------------------------------------------------------------------
+
+    def agent_attached(self) -> bool:
+        return self.agent is not None and self.agent.attached
+
+    def agent_mouse_active(self) -> bool:
+        return self.options.agent_mouse and self.agent_attached()
+
+    def primary_changed(self, index: int, active: bool, width: int, height: int,
+                        hw_cursor: bool) -> None:
+        """A worker created or destroyed its primary surface.  Any thread."""
+        def _apply() -> None:
+            st = self._qxl_states[index]
+            st.primary_active = active
+            st.use_hardware_cursor = hw_cursor if active else False
+            st.x_res, st.y_res = (width, height) if active else (0, 0)
+            self.update_mouse_mode()
+            w = self.workers[index]
+            w.dispatcher.post(self._probe_monitors_config, index)
+        self._on_core(_apply)
+
+    def _probe_monitors_config(self, index: int) -> None:
+        # runs on the worker: ask the device whether it takes client layouts
+        ok = self.workers[index].h_client_monitors_config(None)
+
+        def _store() -> None:
+            self._qxl_states[index].takes_monitors_config = ok
+        self._on_core(_store)
+
+    def qxl_takes_monitors_config(self) -> bool:
+        return bool(self._qxl_states) and all(s.takes_monitors_config for s in self._qxl_states)
+
+    def client_monitors_config(self, config) -> None:
+        for w in self.workers:
+            w.dispatcher.post(w.h_client_monitors_config, config)
+
+    def update_mouse_mode(self) -> None:
+        """spice-server's reds_update_mouse_mode (core thread)."""
+        dispatcher_allows = bool(self._qxl_states) and all(
+            st.use_hardware_cursor for st in self._qxl_states if st.primary_active) and any(
+            st.primary_active for st in self._qxl_states)
+        allowed = False
+        if self.agent_mouse_active() or (self.tablet is not None and len(self.workers) == 1):
+            allowed = dispatcher_allows
+        if allowed and self.tablet is not None and self._qxl_states:
+            st = self._qxl_states[0]
+            if st.primary_active:
+                self.tablet.set_logical_size(st.x_res, st.y_res)
+        if allowed == self.client_mouse_allowed:
+            return
+        self.client_mouse_allowed = allowed
+        if self.mouse_mode == MouseMode.CLIENT and not allowed:
+            self._set_mouse_mode(MouseMode.SERVER)
+            return
+        if self.session is not None and self.session.main is not None:
+            self.session.main.push_mouse_mode()
+            self.session.main.push()
+
+    def request_mouse_mode(self, mode: int) -> None:
+        if mode == MouseMode.CLIENT:
+            if self.client_mouse_allowed:
+                self._set_mouse_mode(MouseMode.CLIENT)
+            else:
+                log.info("client mouse mode requested but not available")
+        elif mode == MouseMode.SERVER:
+            self._set_mouse_mode(MouseMode.SERVER)
+        else:
+            log.info("unsupported mouse mode %d requested", mode)
+
+    def _set_mouse_mode(self, mode: MouseMode) -> None:
+        if self.mouse_mode == mode:
+            return
+        self.mouse_mode = mode
+        for w in self.workers:
+            w.dispatcher.post(w.h_set_mouse_mode, int(mode))
+        if self.session is not None and self.session.main is not None:
+            self.session.main.push_mouse_mode()
+            self.session.main.push()
+
+    # -- inputs and agent glue --------------------------------------------------------------
+
+    def push_keyboard_modifiers(self, modifiers: int) -> None:
+        if self.session is None:
+            return
+        for cc in self.session.inputs:
+            cc.push_modifiers(modifiers)
+
+    def agent_mouse_state(self, x: int, y: int, buttons: int, display_id: int) -> None:
+        if self.agent is not None:
+            self.agent.send_mouse_state(x, y, buttons, display_id)
+
+    def agent_start(self, mcc: MainChannelClient, tokens: int) -> None:
+        if self.agent is not None:
+            self.agent.client_start(mcc, tokens)
+
+    def agent_tokens(self, mcc: MainChannelClient, tokens: int) -> None:
+        if self.agent is not None:
+            self.agent.client_tokens(mcc, tokens)
+
+    def agent_data(self, mcc: MainChannelClient, data: bytes) -> bool:
+        if self.agent is None:
+            return True
+        return self.agent.client_data(mcc, data)
+
+    def qxl_ram_hint(self) -> int:
+        return self.workers[0].init_info.ram_size if self.workers else 0
+
+    def multi_media_time(self) -> int:
+        return mm_time()

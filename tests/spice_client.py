@@ -1,0 +1,604 @@
+"""A small SPICE client for tests and tools: link, channels, display decoding.
+
+Blocking sockets with timeouts; everything a test needs to talk to the
+server the way spice-gtk does: the link stage with an RSA-OAEP ticket, mini
+headers, SET_ACK/ACK, PING/PONG, and a decoder that turns display messages
+back into :mod:`spice.qxl` drawables and renders them on client-side
+surfaces.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from spice import qxl
+from spice.protocol import (
+    ChannelType,
+    CommonCap,
+    DisplayCap,
+    LinkErr,
+    MainCap,
+    Msg,
+    MsgC,
+    MsgCDisplay,
+    MsgCMain,
+    MsgCursor,
+    MsgDisplay,
+    MsgMain,
+    caps_to_words,
+)
+from spice.wire import ProtocolError, Reader
+
+DEFAULT_COMMON = (CommonCap.PROTOCOL_AUTH_SELECTION, CommonCap.AUTH_SPICE, CommonCap.MINI_HEADER)
+_OAEP = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(),
+                     label=None)
+
+
+class LinkError(Exception):
+    def __init__(self, err: int, stage: str) -> None:
+        super().__init__(f"link refused at {stage}: {LinkErr(err).name}")
+        self.err = LinkErr(err)
+        self.stage = stage
+
+
+def recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError(f"connection closed after {len(buf)} of {n} bytes")
+        buf += chunk
+    return bytes(buf)
+
+
+def link_mess(connection_id: int, channel_type: int, channel_id: int,
+              common_caps=DEFAULT_COMMON, channel_caps=()) -> bytes:
+    common = caps_to_words(list(common_caps))
+    chan = caps_to_words(list(channel_caps))
+    body = struct.pack("<IBBIII", connection_id, channel_type, channel_id, len(common),
+                       len(chan), 18)
+    body += b"".join(struct.pack("<I", w) for w in common + chan)
+    return b"REDQ" + struct.pack("<III", 2, 2, len(body)) + body
+
+
+class Channel:
+    """One linked channel connection."""
+
+    def __init__(self, sock: socket.socket, mini: bool, reply_caps: tuple[list, list]) -> None:
+        self.sock = sock
+        self.mini = mini
+        self.server_common_caps, self.server_caps = reply_caps
+        self.serial = 0
+        self.recv_serial = 0
+        self.ack_window = 0
+        self.ack_generation = 0
+        self.unacked = 0
+        self.auto_ack = True
+        self.auto_pong = True
+        self.received: list[tuple[int, bytes]] = []
+
+    def send(self, msg_type: int, body: bytes = b"") -> None:
+        self.serial += 1
+        if self.mini:
+            header = struct.pack("<HI", msg_type, len(body))
+        else:
+            header = struct.pack("<QHII", self.serial, msg_type, len(body), 0)
+        self.sock.sendall(header + body)
+
+    def recv(self, timeout: float = 5.0) -> tuple[int, bytes]:
+        """Next message; SET_ACK and PING are answered on the way."""
+        self.sock.settimeout(timeout)
+        if self.mini:
+            msg_type, size = struct.unpack("<HI", recv_exact(self.sock, 6))
+        else:
+            _serial, msg_type, size, _sub = struct.unpack("<QHII", recv_exact(self.sock, 18))
+        body = recv_exact(self.sock, size)
+        self.recv_serial += 1
+        if msg_type == Msg.SET_ACK and self.auto_ack:
+            self.ack_generation, self.ack_window = struct.unpack_from("<II", body)
+            self.unacked = 0
+            self.send(MsgC.ACK_SYNC, struct.pack("<I", self.ack_generation))
+        elif msg_type == Msg.PING and self.auto_pong:
+            self.send(MsgC.PONG, body[:12])
+        if self.ack_window and self.auto_ack:
+            self.unacked += 1
+            if self.unacked >= self.ack_window:
+                self.unacked = 0
+                self.send(MsgC.ACK)
+        return msg_type, body
+
+    def recv_until(self, msg_type: int, timeout: float = 5.0) -> bytes:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no message {msg_type}")
+            t, body = self.recv(left)
+            self.received.append((t, body))
+            if t == msg_type:
+                return body
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def link(host: str, port: int, channel_type: int, channel_id: int = 0, connection_id: int = 0,
+         password: bytes | str = b"", common_caps=DEFAULT_COMMON, channel_caps=(),
+         timeout: float = 5.0) -> Channel:
+    """Link one channel; raises LinkError with the server's answer."""
+    if isinstance(password, str):
+        password = password.encode()
+    sock = socket.create_connection((host, port), timeout=timeout)
+    try:
+        sock.sendall(link_mess(connection_id, channel_type, channel_id, common_caps, channel_caps))
+        magic, major, minor, size = struct.unpack("<4sIII", recv_exact(sock, 16))
+        assert magic == b"REDQ" and major == 2
+        reply = recv_exact(sock, size)
+        (err,) = struct.unpack_from("<I", reply)
+        if err != LinkErr.OK:
+            raise LinkError(err, "reply")
+        pub_key = reply[4:4 + 162]
+        n_common, n_chan, caps_off = struct.unpack_from("<III", reply, 166)
+        words = struct.unpack_from(f"<{n_common + n_chan}I", reply, caps_off)
+        server_common, server_chan = list(words[:n_common]), list(words[n_common:])
+        key = serialization.load_der_public_key(pub_key)
+        if CommonCap.PROTOCOL_AUTH_SELECTION in common_caps:
+            sock.sendall(struct.pack("<I", CommonCap.AUTH_SPICE))
+        sock.sendall(key.encrypt(password, _OAEP))
+        (result,) = struct.unpack("<I", recv_exact(sock, 4))
+        if result != LinkErr.OK:
+            raise LinkError(result, "ticket")
+        mini = CommonCap.MINI_HEADER in common_caps and bool(server_common[0] & (1 << 3))
+        return Channel(sock, mini, (server_common, server_chan))
+    except BaseException:
+        sock.close()
+        raise
+
+
+@dataclass
+class MainInit:
+    session_id: int
+    display_channels_hint: int
+    supported_mouse_modes: int
+    current_mouse_mode: int
+    agent_connected: int
+    agent_tokens: int
+    multi_media_time: int
+    ram_hint: int
+
+
+class Session:
+    """A main channel plus helpers to open the others."""
+
+    def __init__(self, host: str, port: int, password: bytes | str = b"",
+                 main_caps=(MainCap.NAME_AND_UUID, MainCap.AGENT_CONNECTED_TOKENS)) -> None:
+        self.host, self.port, self.password = host, port, password
+        self.main = link(host, port, ChannelType.MAIN, password=password, channel_caps=main_caps)
+        body = self.main.recv_until(MsgMain.INIT)
+        self.init = MainInit(*struct.unpack("<8I", body[:32]))
+        self.session_id = self.init.session_id
+
+    def channels(self) -> list[tuple[int, int]]:
+        self.main.send(MsgCMain.ATTACH_CHANNELS)
+        body = self.main.recv_until(MsgMain.CHANNELS_LIST)
+        (n,) = struct.unpack_from("<I", body)
+        return [struct.unpack_from("<BB", body, 4 + 2 * i) for i in range(n)]
+
+    def open(self, channel_type: int, channel_id: int = 0, channel_caps=()) -> Channel:
+        return link(self.host, self.port, channel_type, channel_id, self.session_id,
+                    self.password, channel_caps=channel_caps)
+
+    def open_display(self, channel_id: int = 0, caps=(DisplayCap.MONITORS_CONFIG,),
+                     cache_size: int = 20 * 1024 * 1024 // 4) -> DisplayClient:
+        ch = self.open(ChannelType.DISPLAY, channel_id, caps)
+        ch.send(MsgCDisplay.INIT, struct.pack("<BqBi", 1, cache_size, 1, 0))
+        return DisplayClient(ch)
+
+    def close(self) -> None:
+        self.main.close()
+
+
+# -- display decoding ---------------------------------------------------------------------
+
+
+def read_rect(r: Reader) -> qxl.Rect:
+    return qxl.Rect(r.i32(), r.i32(), r.i32(), r.i32())
+
+
+def read_point(r: Reader) -> qxl.Point:
+    return qxl.Point(r.i32(), r.i32())
+
+
+@dataclass
+class ClientSurface:
+    id: int
+    width: int
+    height: int
+    format: int
+    flags: int
+    data: np.ndarray  # flat uint8, top-down rows, stride = width * bpp
+
+    @property
+    def stride(self) -> int:
+        return self.width * qxl.SURFACE_FMT_BPP[self.format] // 8
+
+    def rows(self) -> np.ndarray:
+        return self.data.reshape(self.height, self.stride)
+
+    def pixels32(self) -> np.ndarray:
+        return self.data.view("<u4").reshape(self.height, self.width)
+
+
+@dataclass
+class DisplayClient:
+    """Decodes a display channel and keeps client-side surfaces."""
+
+    ch: Channel
+    surfaces: dict[int, ClientSurface] = field(default_factory=dict)
+    cache: dict[int, qxl.Image] = field(default_factory=dict)
+    palettes: dict[int, qxl.Palette] = field(default_factory=dict)
+    messages: list[tuple[int, object]] = field(default_factory=list)
+    marks: int = 0
+    monitors: object = None
+    use_canvas: bool = False
+
+    def pump(self, until: int | None = None, timeout: float = 5.0, count: int | None = None):
+        """Read and apply messages until one of type ``until`` (returned) or
+        ``count`` messages or a quiet ``timeout``."""
+        deadline = time.monotonic() + timeout
+        n = 0
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if until is None:
+                    return None
+                raise TimeoutError(f"display message {until} did not arrive")
+            try:
+                t, body = self.ch.recv(left)
+            except TimeoutError:
+                if until is None:
+                    return None
+                raise
+            decoded = self.apply(t, body)
+            n += 1
+            if until is not None and t == until:
+                return decoded
+            if count is not None and n >= count:
+                return decoded
+
+    def apply(self, t: int, body: bytes) -> object:
+        r = Reader(body)
+        decoded: object = None
+        if t == MsgDisplay.SURFACE_CREATE:
+            sid, w, h, fmt, flags = struct.unpack_from("<5I", body)
+            bpp = qxl.SURFACE_FMT_BPP[fmt] // 8
+            self.surfaces[sid] = ClientSurface(sid, w, h, fmt, flags,
+                                               np.zeros(w * h * bpp, np.uint8))
+            decoded = (sid, w, h, fmt, flags)
+        elif t == MsgDisplay.SURFACE_DESTROY:
+            (sid,) = struct.unpack_from("<I", body)
+            self.surfaces.pop(sid, None)
+            decoded = sid
+        elif t == MsgDisplay.MARK:
+            self.marks += 1
+        elif t == MsgDisplay.MONITORS_CONFIG:
+            count, max_allowed = struct.unpack_from("<HH", body)
+            heads = [struct.unpack_from("<7I", body, 4 + 28 * i) for i in range(count)]
+            self.monitors = decoded = (max_allowed, heads)
+        elif t == MsgDisplay.INVAL_LIST:
+            decoded = self._inval_list(r)
+        elif t == Msg.LIST:
+            (n,) = struct.unpack_from("<H", body)
+            offs = struct.unpack_from(f"<{n}I", body, 2)
+            subs = []
+            for off in offs:
+                st, size = struct.unpack_from("<HI", body, off)
+                sub = body[off + 6:off + 6 + size]
+                subs.append((st, sub))
+            for st, sub in sorted(subs, key=lambda x: x[0] != Msg.WAIT_FOR_CHANNELS):
+                self.apply(st, sub)
+            decoded = subs
+        elif t == MsgDisplay.INVAL_ALL_PALETTES:
+            self.palettes.clear()
+        elif t == MsgDisplay.INVAL_PALETTE:
+            self.palettes.pop(r.u64(), None)
+        elif t == MsgDisplay.INVAL_ALL_PIXMAPS:
+            self.cache.clear()
+        elif t in _DRAW_TYPES:
+            decoded = self.decode_draw(t, body)
+            self.render(decoded)
+        self.messages.append((t, decoded))
+        return decoded
+
+    def _inval_list(self, r: Reader) -> list[int]:
+        n = r.u16()
+        ids = []
+        for _ in range(n):
+            r.u8()
+            ids.append(r.u64())
+        for i in ids:
+            self.cache.pop(i, None)
+        return ids
+
+    # -- images ------------------------------------------------------------------------
+
+    def read_image(self, r: Reader, off: int) -> qxl.Image | None:
+        if off == 0:
+            return None
+        ir = r.at(off)
+        image_id, itype, iflags, w, h = ir.u64(), ir.u8(), ir.u8(), ir.u32(), ir.u32()
+        desc = qxl.ImageDescriptor(image_id, itype, iflags, w, h)
+        if itype in (qxl.SPICE_IMAGE_TYPE_FROM_CACHE, qxl.SPICE_IMAGE_TYPE_FROM_CACHE_LOSSLESS):
+            if image_id not in self.cache:
+                raise ProtocolError(f"image {image_id:#x} is not in the client cache")
+            return self.cache[image_id]
+        if itype == qxl.SPICE_IMAGE_TYPE_SURFACE:
+            img: qxl.Image = qxl.SurfaceImage(desc, ir.u32())
+        elif itype == qxl.SPICE_IMAGE_TYPE_BITMAP:
+            fmt, bflags, x, y, stride = ir.u8(), ir.u8(), ir.u32(), ir.u32(), ir.u32()
+            palette = None
+            if bflags & qxl.SPICE_BITMAP_FLAGS_PAL_FROM_CACHE:
+                palette = self.palettes[ir.u64()]
+            else:
+                pal_off = ir.u32()
+                if pal_off:
+                    pr = r.at(pal_off)
+                    unique, n = pr.u64(), pr.u16()
+                    ents = np.frombuffer(pr.bytes(4 * n), "<u4").astype(np.uint32)
+                    palette = qxl.Palette(unique, ents)
+                    if bflags & qxl.SPICE_BITMAP_FLAGS_PAL_CACHE_ME:
+                        self.palettes[unique] = palette
+            data = np.frombuffer(ir.bytes(y * stride), np.uint8)
+            qflags = qxl.QXL_BITMAP_TOP_DOWN if bflags & qxl.SPICE_BITMAP_FLAGS_TOP_DOWN else 0
+            img = qxl.BitmapImage(desc, fmt, qflags, x, y, stride, palette, data)
+        elif itype == qxl.SPICE_IMAGE_TYPE_QUIC:
+            size = ir.u32()
+            img = qxl.QuicImage(desc, np.frombuffer(ir.bytes(size), np.uint8))
+        else:
+            raise ProtocolError(f"image type {itype} not decoded by the test client")
+        if iflags & qxl.SPICE_IMAGE_FLAGS_CACHE_ME:
+            self.cache[image_id] = img
+        return img
+
+    def read_brush(self, r: Reader) -> qxl.Brush:
+        btype = r.u8()
+        if btype == qxl.SPICE_BRUSH_TYPE_SOLID:
+            return qxl.Brush(btype, color=r.u32())
+        if btype == qxl.SPICE_BRUSH_TYPE_PATTERN:
+            off = r.u32()
+            pos = read_point(r)
+            return qxl.Brush(btype, pattern=self.read_image(r, off), pos=pos)
+        return qxl.Brush(btype)
+
+    def read_mask(self, r: Reader) -> qxl.QMask:
+        flags = r.u8()
+        pos = read_point(r)
+        off = r.u32()
+        return qxl.QMask(flags, pos, self.read_image(r, off))
+
+    def decode_draw(self, t: int, body: bytes) -> qxl.Drawable:
+        r = Reader(body)
+        sid = r.u32()
+        bbox = read_rect(r)
+        clip = None
+        if r.u8() == qxl.SPICE_CLIP_TYPE_RECTS:
+            n = r.u32()
+            clip = np.array([tuple(read_rect(r)) for _ in range(n)], np.int32).reshape(n, 4)
+        qtype = _QXL_TYPE[t]
+        u: object
+        if t == MsgDisplay.DRAW_FILL:
+            brush = self.read_brush(r)
+            u = qxl.Fill(brush, r.u16(), self.read_mask(r))
+        elif t == MsgDisplay.DRAW_OPAQUE:
+            src = r.u32()
+            area = read_rect(r)
+            brush = self.read_brush(r)
+            rop, scale = r.u16(), r.u8()
+            u = qxl.Opaque(self.read_image(r, src), area, brush, rop, scale, self.read_mask(r))
+        elif t in (MsgDisplay.DRAW_COPY, MsgDisplay.DRAW_BLEND):
+            src = r.u32()
+            area = read_rect(r)
+            rop, scale = r.u16(), r.u8()
+            cls = qxl.Copy if t == MsgDisplay.DRAW_COPY else qxl.Blend
+            u = cls(self.read_image(r, src), area, rop, scale, self.read_mask(r))
+        elif t == MsgDisplay.DRAW_BLACKNESS:
+            u = qxl.Blackness(self.read_mask(r))
+        elif t == MsgDisplay.DRAW_WHITENESS:
+            u = qxl.Whiteness(self.read_mask(r))
+        elif t == MsgDisplay.DRAW_INVERS:
+            u = qxl.Invers(self.read_mask(r))
+        elif t == MsgDisplay.DRAW_ROP3:
+            src = r.u32()
+            area = read_rect(r)
+            brush = self.read_brush(r)
+            rop3, scale = r.u8(), r.u8()
+            u = qxl.Rop3(self.read_image(r, src), area, brush, rop3, scale, self.read_mask(r))
+        elif t == MsgDisplay.DRAW_STROKE:
+            pr = r.at(r.u32())
+            segs = []
+            for _ in range(pr.u32()):
+                flags, count = pr.u8(), pr.u32()
+                pts = np.array([(pr.i32(), pr.i32()) for _ in range(count)], np.int32)
+                segs.append(qxl.PathSeg(flags, pts.reshape(count, 2)))
+            aflags = r.u8()
+            style = None
+            if aflags & qxl.SPICE_LINE_FLAGS_STYLED:
+                nseg = r.u8()
+                soff = r.u32()
+                sr = r.at(soff) if nseg else None
+                style = np.array([sr.i32() for _ in range(nseg)], np.int32) if nseg else None
+            brush = self.read_brush(r)
+            u = qxl.Stroke(segs, qxl.LineAttr(aflags, style), brush, r.u16(), r.u16())
+        elif t == MsgDisplay.DRAW_TEXT:
+            sr = r.at(r.u32())
+            length, sflags = sr.u16(), sr.u8()
+            bpp = 1 if sflags & 1 else 4 if sflags & 2 else 8
+            glyphs = []
+            for _ in range(length):
+                rp, go = read_point(sr), read_point(sr)
+                gw, gh = sr.u16(), sr.u16()
+                n = (gw * bpp + 7) // 8 * gh
+                glyphs.append(qxl.RasterGlyph(rp, go, gw, gh, np.frombuffer(sr.bytes(n), np.uint8)))
+            back = read_rect(r)
+            fore_b, back_b = self.read_brush(r), self.read_brush(r)
+            u = qxl.Text(qxl.GlyphString(sflags, glyphs), back, fore_b, back_b, r.u16(), r.u16())
+        elif t == MsgDisplay.DRAW_TRANSPARENT:
+            src = r.u32()
+            area = read_rect(r)
+            u = qxl.Transparent(self.read_image(r, src), area, r.u32(), r.u32())
+        elif t == MsgDisplay.DRAW_ALPHA_BLEND:
+            aflags, alpha, src = r.u8(), r.u8(), r.u32()
+            u = qxl.AlphaBlend(aflags, alpha, self.read_image(r, src), read_rect(r))
+        elif t == MsgDisplay.COPY_BITS:
+            u = qxl.CopyBits(read_point(r))
+        elif t == MsgDisplay.DRAW_COMPOSITE:
+            flags = r.u32()
+            src = r.u32()
+            mask = r.u32() if flags & (1 << 19) else 0
+
+            def tr():
+                return qxl.Transform(*(r.u32() for _ in range(6)))
+            st = tr() if flags & (1 << 20) else None
+            mt = tr() if flags & (1 << 21) else None
+            so = qxl.Point(r.i16(), r.i16())
+            mo = qxl.Point(r.i16(), r.i16())
+            u = qxl.Composite(flags & 0x7FFFF, self.read_image(r, src), st,
+                              self.read_image(r, mask), mt, so, mo)
+        else:
+            raise ProtocolError(f"draw {t} not decoded")
+        return qxl.Drawable(sid, qxl.QXL_EFFECT_OPAQUE, qtype, 0, qxl.Rect(0, 0, 0, 0), bbox,
+                            clip, 0, (-1, -1, -1), (qxl.Rect(0, 0, 0, 0),) * 3, u)
+
+    # -- rendering ------------------------------------------------------------------------
+
+    def render(self, d: qxl.Drawable) -> None:
+        s = self.surfaces.get(d.surface_id)
+        if s is None:
+            raise ProtocolError(f"draw on unknown surface {d.surface_id}")
+        if self.use_canvas:
+            self._render_canvas(d)
+            return
+        reference_render(s, d, self.surfaces)
+
+    def _render_canvas(self, d: qxl.Drawable) -> None:
+        from spice.canvas import SurfaceCanvas
+        canvases = {}
+
+        def get(sid: int):
+            cs = self.surfaces.get(sid)
+            if cs is None:
+                return None
+            if sid not in canvases:
+                canvases[sid] = SurfaceCanvas(cs.width, cs.height, cs.stride, cs.format, cs.data)
+            return canvases[sid]
+        get(d.surface_id).draw(d, get)
+
+
+def clip_rects(d: qxl.Drawable) -> list[tuple[int, int, int, int]]:
+    b = d.bbox
+    rects = [tuple(b)] if d.clip is None else [tuple(int(v) for v in c) for c in d.clip]
+    out = []
+    for t, left, bt, rt in rects:
+        t, left, bt, rt = max(t, b.top), max(left, b.left), min(bt, b.bottom), min(rt, b.right)
+        if t < bt and left < rt:
+            out.append((t, left, bt, rt))
+    return out
+
+
+def bitmap_rows32(img: qxl.BitmapImage) -> np.ndarray:
+    """Top-down (y, x) uint32 xRGB pixels of a 32/24-bit or 8-bit palette bitmap."""
+    rows = img.data[: img.y * img.stride].reshape(img.y, img.stride)
+    if not img.flags & qxl.QXL_BITMAP_TOP_DOWN:
+        rows = rows[::-1]
+    if img.format in (qxl.SPICE_BITMAP_FMT_32BIT, qxl.SPICE_BITMAP_FMT_RGBA):
+        return np.ascontiguousarray(rows[:, : img.x * 4]).view("<u4").reshape(img.y, img.x)
+    if img.format == qxl.SPICE_BITMAP_FMT_24BIT:
+        px = rows[:, : img.x * 3].reshape(img.y, img.x, 3).astype(np.uint32)
+        return px[:, :, 0] | (px[:, :, 1] << 8) | (px[:, :, 2] << 16)
+    if img.format == qxl.SPICE_BITMAP_FMT_8BIT and img.palette is not None:
+        return img.palette.ents[rows[:, : img.x]]
+    raise ProtocolError(f"reference renderer: bitmap format {img.format}")
+
+
+def reference_render(s: ClientSurface, d: qxl.Drawable, surfaces: dict) -> None:
+    """The test client's own renderer for the common 32-bit cases: solid fills
+    and copies with ROP PUT, COPY_BITS, clip rectangles."""
+    px = s.pixels32()
+    u = d.u
+    if d.type == qxl.QXL_DRAW_FILL and u.brush.type == qxl.SPICE_BRUSH_TYPE_SOLID:
+        for t, left, b, r in clip_rects(d):
+            px[t:b, left:r] = u.brush.color
+    elif d.type == qxl.QXL_DRAW_COPY and u.mask.bitmap is None:
+        img = u.src_bitmap
+        if isinstance(img, qxl.SurfaceImage):
+            src = surfaces[img.surface_id].pixels32().copy()
+        else:
+            src = bitmap_rows32(img)
+        a = u.src_area
+        for t, left, b, r in clip_rects(d):
+            sy = a.top + (t - d.bbox.top)
+            sx = a.left + (left - d.bbox.left)
+            px[t:b, left:r] = src[sy:sy + (b - t), sx:sx + (r - left)]
+    elif d.type == qxl.QXL_COPY_BITS:
+        src = px.copy()
+        dx, dy = d.bbox.left - u.src_pos.x, d.bbox.top - u.src_pos.y
+        for t, left, b, r in clip_rects(d):
+            px[t:b, left:r] = src[t - dy:b - dy, left - dx:r - dx]
+    # other draw types are decoded but only rendered with use_canvas=True
+
+
+_DRAW_TYPES = {
+    MsgDisplay.DRAW_FILL, MsgDisplay.DRAW_OPAQUE, MsgDisplay.DRAW_COPY, MsgDisplay.DRAW_BLEND,
+    MsgDisplay.DRAW_BLACKNESS, MsgDisplay.DRAW_WHITENESS, MsgDisplay.DRAW_INVERS,
+    MsgDisplay.DRAW_ROP3, MsgDisplay.DRAW_STROKE, MsgDisplay.DRAW_TEXT,
+    MsgDisplay.DRAW_TRANSPARENT, MsgDisplay.DRAW_ALPHA_BLEND, MsgDisplay.COPY_BITS,
+    MsgDisplay.DRAW_COMPOSITE,
+}
+_QXL_TYPE = {
+    MsgDisplay.DRAW_FILL: qxl.QXL_DRAW_FILL, MsgDisplay.DRAW_OPAQUE: qxl.QXL_DRAW_OPAQUE,
+    MsgDisplay.DRAW_COPY: qxl.QXL_DRAW_COPY, MsgDisplay.DRAW_BLEND: qxl.QXL_DRAW_BLEND,
+    MsgDisplay.DRAW_BLACKNESS: qxl.QXL_DRAW_BLACKNESS,
+    MsgDisplay.DRAW_WHITENESS: qxl.QXL_DRAW_WHITENESS,
+    MsgDisplay.DRAW_INVERS: qxl.QXL_DRAW_INVERS, MsgDisplay.DRAW_ROP3: qxl.QXL_DRAW_ROP3,
+    MsgDisplay.DRAW_STROKE: qxl.QXL_DRAW_STROKE, MsgDisplay.DRAW_TEXT: qxl.QXL_DRAW_TEXT,
+    MsgDisplay.DRAW_TRANSPARENT: qxl.QXL_DRAW_TRANSPARENT,
+    MsgDisplay.DRAW_ALPHA_BLEND: qxl.QXL_DRAW_ALPHA_BLEND,
+    MsgDisplay.COPY_BITS: qxl.QXL_COPY_BITS, MsgDisplay.DRAW_COMPOSITE: qxl.QXL_DRAW_COMPOSITE,
+}
+
+
+# -- cursor decoding --------------------------------------------------------------------------
+
+
+def decode_cursor(t: int, body: bytes) -> dict:
+    r = Reader(body)
+    out: dict = {"type": MsgCursor(t)}
+    if t in (MsgCursor.INIT, MsgCursor.SET):
+        out["x"], out["y"] = r.i16(), r.i16()
+        if t == MsgCursor.INIT:
+            out["trail_length"], out["trail_frequency"] = r.u16(), r.u16()
+        out["visible"] = r.u8()
+        flags = r.u16()
+        out["flags"] = flags
+        if not flags & 1:
+            out["unique"], out["shape_type"] = r.u64(), r.u8()
+            out["width"], out["height"], out["hot_x"], out["hot_y"] = (r.u16(), r.u16(), r.u16(),
+                                                                       r.u16())
+            out["data"] = r.rest()
+    elif t == MsgCursor.MOVE:
+        out["x"], out["y"] = r.i16(), r.i16()
+    elif t == MsgCursor.TRAIL:
+        out["length"], out["frequency"] = r.u16(), r.u16()
+    elif t == MsgCursor.INVAL_ONE:
+        out["id"] = r.u64()
+    return out
