@@ -292,8 +292,8 @@ def surface_cmd(release: object, surface_id: int, width: int = 0, height: int = 
                 create: bool = True, fmt: int = qxl.SPICE_SURFACE_FMT_32_xRGB
                 ) -> tuple[qxl.Command, np.ndarray | None]:
     if not create:
-        return qxl.Command(qxl.QXL_CMD_SURFACE, 0, 0,
-                           qxl.SurfaceCmd(surface_id, qxl.QXL_SURFACE_CMD_DESTROY, 0), release), None
+        destroy = qxl.SurfaceCmd(surface_id, qxl.QXL_SURFACE_CMD_DESTROY, 0)
+        return qxl.Command(qxl.QXL_CMD_SURFACE, 0, 0, destroy, release), None
     stride = width * qxl.SURFACE_FMT_BPP[fmt] // 8
     mem = np.zeros(height * stride, np.uint8)
     payload = qxl.SurfaceCmd(surface_id, qxl.QXL_SURFACE_CMD_CREATE, 0, fmt, width, height,
