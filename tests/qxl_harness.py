@@ -260,13 +260,11 @@ class QXLMachine:
         """Write a zeroed ``dtype`` record with ``fields`` (and trailing bytes);
         returns its guest address.  A ``release_info`` field defaults to the
         record's own address, so released chains can be walked."""
-        rec = np.zeros(1, dtype)
         addr = self.alloc(dtype.itemsize + len(extra), align)
+        values = dict(fields or {})
         if dtype.names and "release_info" in dtype.names:
-            rec["release_info"] = addr
-        for name, value in (fields or {}).items():
-            rec[name] = value
-        self.write(addr, rec.tobytes() + extra)
+            values.setdefault("release_info", addr)
+        self.write(addr, record(dtype, values).tobytes() + extra)
         return addr
 
     def put_bytes(self, data: bytes, align: int = 8) -> int:

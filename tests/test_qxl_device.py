@@ -18,6 +18,7 @@ from tests.qxl_harness import (
     BAR2_BASE,
     BAR3_BASE,
     QXLMachine,
+    drawable_bytes,
     put_drawable,
     record,
 )
@@ -272,7 +273,6 @@ def test_memslot_in_vram_bar():
     m.native()
     m.add_memslot(2, BAR1_BASE, BAR1_BASE + m.dev.vram32_size)
     u = record(L.FILL, {"brush.type": Q.SPICE_BRUSH_TYPE_SOLID, "brush.color": 7})
-    from tests.qxl_harness import drawable_bytes
     m.write(BAR1_BASE + 0x100, drawable_bytes({"type": Q.QXL_DRAW_FILL,
                                                "bbox": (0, 0, 4, 4)}, u))
     m.push("cmd_ring", (2 << 56) | 0x100, Q.QXL_CMD_DRAW, raw_phys=True)
