@@ -38,7 +38,7 @@ import zlib
 
 import numpy as np
 
-from spice.codecs.glz_kernels import WAYS, glz_compress
+from spice.codecs.glz_kernels import glz_compress
 from spice.codecs.lz_layout import (
     LZ_MAGIC,
     LZ_VERSION,
@@ -55,11 +55,24 @@ GLZ_HEADER_SIZE = GLZ_HEADER.size  # 33
 LZ_MAX_WINDOW_SIZE = 1 << 25  # pixels
 GLZ_TYPES = frozenset({LzImageType.RGB16, LzImageType.RGB24, LzImageType.RGB32,
                        LzImageType.RGBA})
-HASH_BITS = 17  # buckets of the short-match hash table (times WAYS entries)
-LONG_HASH_BITS = 18  # entries of the long-match hash table
+# Hash table: 2**HASH_BITS buckets of WAYS (position, id) pairs, a bucket per
+# 64-byte cache line, keyed by enough pixels (GLZ_HASH_N, by bytes per literal
+# pixel) that common short sequences do not crowd out the long matches into
+# older images that GLZ is for.
+HASH_BITS = 16
+WAYS = 4
+GLZ_HASH_N = {3: 6, 2: 8, 1: 16}
 SIBLING_SEARCH = 64  # images looked back for one of the same width
 MIN_GLZ_SIZE_FOR_ZLIB = 100
 ZLIB_GLZ_LEVEL = 3
+
+
+def _aligned_table(entries: int) -> np.ndarray:
+    """int64 entries, all -1, starting on a 64-byte boundary so that each
+    hash bucket is one cache line."""
+    raw = np.full(entries + 8, -1, np.int64)
+    skip = (-raw.ctypes.data % 64) // 8
+    return raw[skip : skip + entries]
 
 
 class GlzDictionary:
@@ -90,10 +103,7 @@ class GlzDictionary:
         self._meta_npix = np.zeros(256, np.int64)
         self._meta_type = np.zeros(256, np.int32)
         self._meta_width = np.zeros(256, np.int64)
-        self._htab_pos = np.full((1 << HASH_BITS) * WAYS, -1, np.int64)
-        self._htab_id = np.full((1 << HASH_BITS) * WAYS, -1, np.int64)
-        self._ltab_pos = np.full(1 << LONG_HASH_BITS, -1, np.int64)
-        self._ltab_id = np.full(1 << LONG_HASH_BITS, -1, np.int64)
+        self._htab = _aligned_table((1 << HASH_BITS) * 2 * WAYS)
 
     @property
     def window_size(self) -> int:
@@ -204,9 +214,8 @@ def glz_encode(dictionary: GlzDictionary, pixels: np.ndarray, width: int, height
         for p in passes:
             op = glz_compress(d._ring, d._ring.size - 1, start, npix, width, image_id,
                               head_id, int(lz_type), d._meta_start, d._meta_npix,
-                              d._meta_type, d._meta_npix.size - 1, d._htab_pos, d._htab_id,
-                              HASH_BITS, d._ltab_pos, d._ltab_id, LONG_HASH_BITS, p.shift,
-                              p.kmask, p.pb, p.fmt_min, p.hash_n, max(4, 16 // p.pb), rep_id,
+                              d._meta_type, d._meta_npix.size - 1, d._htab, HASH_BITS, WAYS,
+                              p.shift, p.kmask, p.pb, p.fmt_min, GLZ_HASH_N[p.pb], rep_id,
                               rep_delta, out, op)
     return out[:op].tobytes()
 

@@ -21,7 +21,7 @@ image ``distance`` ids back.
 The encoder's window lives in a ring of pixel values indexed by absolute
 pixel position ``& rmask``; per-image metadata lives in rings indexed by
 ``image_id & mmask``; the hash table holds (position, image id) pairs in
-buckets of WAYS, newest first.
+buckets of ``ways``, newest first.
 """
 
 from __future__ import annotations
@@ -38,20 +38,18 @@ from spice.codecs.lz_kernels import (
     GOOD_MATCH,
     MAX_COPY,
     SKIP_SHIFT,
-    hash_at,
     match_length,
     put_length_extension,
     put_literals,
 )
 
-WAYS = 4
 SHORT_OFFSET = 1 << 12
 MEDIUM_OFFSET = 1 << 17
 MAX_OFFSET = 1 << 25
 MAX_IMAGE_DIST = (1 << 24) - 1
 
 
-@njit(inline="always")
+@njit(cache=True, nogil=True)
 def ref_cost(image_dist, offset):
     """Bytes of a GLZ match reference, without length-extension bytes."""
     if offset < SHORT_OFFSET:
@@ -74,7 +72,7 @@ def ref_cost(image_dist, offset):
     return cost
 
 
-@njit(inline="always")
+@njit(cache=True, nogil=True)
 def put_glz_match(out, op, length_field, image_dist, offset):
     long_flag = 16 if offset >= SHORT_OFFSET else 0
     if length_field < 7:
@@ -118,27 +116,28 @@ def put_glz_match(out, op, length_field, image_dist, offset):
     return op
 
 
-@njit(inline="always")
-def _insert(htab_pos, htab_id, bucket, ways, pos, image_id):
-    base = bucket * ways
+@njit(cache=True, nogil=True)
+def _insert(htab, ways, bucket, pos, image_id):
+    base = bucket * 2 * ways
     for w in range(ways - 1, 0, -1):
-        htab_pos[base + w] = htab_pos[base + w - 1]
-        htab_id[base + w] = htab_id[base + w - 1]
-    htab_pos[base] = pos
-    htab_id[base] = image_id
+        htab[base + w] = htab[base + w - 1]
+        htab[base + ways + w] = htab[base + ways + w - 1]
+    htab[base] = pos
+    htab[base + ways] = image_id
 
 
-@njit(inline="always")
-def long_hash(ring, p, rmask, shift, kmask, count, bits):
+@njit(cache=True, nogil=True)
+def window_hash(ring, p, rmask, shift, kmask, count, bits):
+    """Hash of the keys of ``count`` pixels from ring position ``p``."""
     h = 0
     for k in range(count):
-        h = ((h * 0x5BD1E995) + ((np.int64(ring[(p + k) & rmask]) >> shift) & kmask)) & 0xFFFFFFFF
-    h ^= h >> 15
-    h = h * 0x2C1B3C6D
+        h = (h * 0x5BD1E995 + ((np.int64(ring[(p + k) & rmask]) >> shift) & kmask)) & 0xFFFFFFFF
+    h ^= (h >> 15) + shift
+    h = (h & 0xFFFFFFFF) * 0x2C1B3C6D
     return (h >> 20) & ((1 << bits) - 1)
 
 
-@njit(inline="always")
+@njit(cache=True, nogil=True)
 def _locate(cid, cpos, p, rem, start, cur_id, head_id, cur_type, meta_start, meta_npix,
             meta_type, mmask):
     """Check a hash-table candidate: returns (limit, offset, image distance)
@@ -182,14 +181,12 @@ def _measure(ring, rmask, p, cpos, limit, offset, dist, shift, kmask, pb, fmt_mi
 @njit(cache=True, nogil=True)
 def glz_compress(ring, rmask, start, n, row, cur_id, head_id, cur_type,
                  meta_start, meta_npix, meta_type, mmask,
-                 htab_pos, htab_id, hbits, ltab_pos, ltab_id, lbits,
-                 shift, kmask, pb, fmt_min, hash_n, long_n, rep_id, rep_delta, out, op):
+                 htab, hbits, ways, shift, kmask, pb, fmt_min, hash_n, rep_id, rep_delta, out, op):
     """Append one GLZ pass over the current image (ring positions ``start ..
     start + n``, ``row`` pixels per row) to ``out`` at ``op``; returns the
     new end.  Candidates must belong to images ``head_id .. cur_id`` of type
-    ``cur_type``.  Two hash tables find them: ``htab`` (buckets of WAYS,
-    ``hash_n`` pixels) for short matches, ``ltab`` (one entry, ``long_n``
-    pixels) so that long matches in older images are not crowded out.
+    ``cur_type``, found in ``htab``: buckets of ``ways`` positions then
+    ``ways`` image ids, keyed by a hash of ``hash_n`` pixels.
     ``rep_id``/``rep_delta``: an earlier image and the displacement to try
     at every position until a match elsewhere in an older image replaces it
     (-1: none).  ``out`` must hold ``n * (pb + 1) + 16`` more bytes."""
@@ -223,32 +220,20 @@ def glz_compress(ring, rmask, start, n, row, cur_id, head_id, cur_type,
             best_len, best_off, best_dist, best_gain = _measure(
                 ring, rmask, p, p + rep_delta, limit, offset, dist, shift, kmask, pb, fmt_min,
                 best_len, best_off, best_dist, best_gain)
-        if rem >= long_n:
-            slot = long_hash(ring, p, rmask, shift, kmask, long_n, lbits)
-            if best_len < GOOD_MATCH and ltab_pos[slot] >= 0:
-                cpos = ltab_pos[slot]
-                limit, offset, dist = _locate(ltab_id[slot], cpos, p, rem, start, cur_id,
-                                              head_id, cur_type, meta_start, meta_npix,
-                                              meta_type, mmask)
-                best_len, best_off, best_dist, best_gain = _measure(
-                    ring, rmask, p, cpos, limit, offset, dist, shift, kmask, pb, fmt_min,
-                    best_len, best_off, best_dist, best_gain)
-            ltab_pos[slot] = p
-            ltab_id[slot] = cur_id
         if rem >= hash_n and rem >= fmt_min:
-            bucket = hash_at(ring, p, rmask, shift, kmask, hash_n, hbits)
-            base = bucket * WAYS
-            for w in range(WAYS):
-                cpos = htab_pos[base + w]
+            bucket = window_hash(ring, p, rmask, shift, kmask, hash_n, hbits)
+            base = bucket * 2 * ways
+            for w in range(ways):
+                cpos = htab[base + w]
                 if best_len >= GOOD_MATCH or cpos < 0:
                     break
-                limit, offset, dist = _locate(htab_id[base + w], cpos, p, rem, start, cur_id,
+                limit, offset, dist = _locate(htab[base + ways + w], cpos, p, rem, start, cur_id,
                                               head_id, cur_type, meta_start, meta_npix,
                                               meta_type, mmask)
                 best_len, best_off, best_dist, best_gain = _measure(
                     ring, rmask, p, cpos, limit, offset, dist, shift, kmask, pb, fmt_min,
                     best_len, best_off, best_dist, best_gain)
-            _insert(htab_pos, htab_id, bucket, WAYS, p, cur_id)
+            _insert(htab, ways, bucket, p, cur_id)
         if best_len == 0:
             # Incompressible stretches are skipped faster and faster.
             misses += 1
@@ -265,14 +250,14 @@ def glz_compress(ring, rmask, start, n, row, cur_id, head_id, cur_type,
         end = i + best_len
         for j in range(max(end - 2, i + 1), end):
             if j + hash_n <= n:
-                bucket = hash_at(ring, start + j, rmask, shift, kmask, hash_n, hbits)
-                _insert(htab_pos, htab_id, bucket, WAYS, start + j, cur_id)
+                bucket = window_hash(ring, start + j, rmask, shift, kmask, hash_n, hbits)
+                _insert(htab, ways, bucket, start + j, cur_id)
         i = end
         lit = end
     return put_literals(out, op, ring, start + lit, start + n, rmask, pb, shift)
 
 
-@njit(inline="always")
+@njit(cache=True, nogil=True)
 def _client_pixel(data, ip, pb, rgb16):
     """A literal as the client stores it: x8r8g8b8 (16-bit widened its way)."""
     if rgb16:

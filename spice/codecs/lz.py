@@ -53,6 +53,7 @@ from spice.qxl import SPICE_BITMAP_FMT_RGBA
 LZ_HEADER = struct.Struct(">7I")
 LZ_HEADER_SIZE = LZ_HEADER.size  # 28
 MAX_CHAIN = 8  # hash-chain candidates tried per position
+HASH_N = 3  # pixels hashed to find them
 
 
 def _hash_bits(n: int) -> int:
@@ -70,7 +71,7 @@ def _encode(values: np.ndarray, lz_type: LzImageType, width: int, height: int,
     hbits = _hash_bits(n)
     row = n // height
     for p in passes:
-        op = lz_compress(values, n, row, p.shift, p.kmask, p.pb, p.fmt_min, p.hash_n, hbits,
+        op = lz_compress(values, n, row, p.shift, p.kmask, p.pb, p.fmt_min, HASH_N, hbits,
                          MAX_CHAIN, out, op)
     return out[:op].tobytes()
 

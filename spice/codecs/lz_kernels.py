@@ -56,7 +56,7 @@ def key_at(values, idx, shift, kmask):
     return (np.int64(values[idx]) >> shift) & kmask
 
 
-@njit(inline="always")
+@njit(cache=True, nogil=True)
 def hash_at(values, p, mask, shift, kmask, hash_n, hbits):
     k0 = (np.int64(values[p & mask]) >> shift) & kmask
     k1 = (np.int64(values[(p + 1) & mask]) >> shift) & kmask
@@ -72,7 +72,7 @@ def hash_at(values, p, mask, shift, kmask, hash_n, hbits):
     return (h >> 23) & ((1 << hbits) - 1)
 
 
-@njit(inline="always")
+@njit(cache=True, nogil=True)
 def put_pixel(out, op, v, pb, shift):
     if pb == 3:  # b, g, r
         out[op] = v & 255
@@ -87,7 +87,7 @@ def put_pixel(out, op, v, pb, shift):
     return op + 1
 
 
-@njit(inline="always")
+@njit(cache=True, nogil=True)
 def put_literals(out, op, values, start, end, mask, pb, shift):
     while start < end:
         count = min(MAX_COPY, end - start)
@@ -99,7 +99,7 @@ def put_literals(out, op, values, start, end, mask, pb, shift):
     return op
 
 
-@njit(inline="always")
+@njit(cache=True, nogil=True)
 def put_length_extension(out, op, length_field):
     rest = length_field - 7
     while rest >= 255:
@@ -110,7 +110,7 @@ def put_length_extension(out, op, length_field):
     return op + 1
 
 
-@njit(inline="always")
+@njit(cache=True, nogil=True)
 def get_pixel(data, ip, pb):
     if pb == 3:
         return np.int64(data[ip]) | (np.int64(data[ip + 1]) << 8) | (np.int64(data[ip + 2]) << 16)
@@ -119,7 +119,7 @@ def get_pixel(data, ip, pb):
     return np.int64(data[ip])
 
 
-@njit(inline="always")
+@njit(cache=True, nogil=True)
 def put_lz_match(out, op, length_field, biased_distance):
     if biased_distance < LZ_NEAR_LIMIT:
         hi = biased_distance >> 8

@@ -64,13 +64,12 @@ class Pass(NamedTuple):
     kmask: int
     pb: int  # bytes per literal pixel
     fmt_min: int  # match length a length field of 1 stands for
-    hash_n: int  # pixels hashed to find match candidates
 
 
-RGB_PASS = Pass(0, 0xFFFFFF, 3, 1, 2)
-RGB16_PASS = Pass(0, 0x7FFF, 2, 2, 2)
-ALPHA_PASS = Pass(24, 0xFF, 1, 3, 3)
-BYTE_PASS = Pass(0, 0xFF, 1, 3, 3)
+RGB_PASS = Pass(0, 0xFFFFFF, 3, 1)
+RGB16_PASS = Pass(0, 0x7FFF, 2, 2)
+ALPHA_PASS = Pass(24, 0xFF, 1, 3)
+BYTE_PASS = Pass(0, 0xFF, 1, 3)
 
 
 def passes_for(lz_type: LzImageType) -> tuple[Pass, ...]:
