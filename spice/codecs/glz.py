@@ -134,8 +134,8 @@ class GlzDictionary:
 
     def _admit(self, width: int, lz_type: LzImageType,
                values: np.ndarray) -> tuple[int, int, int]:
-        """Add an image of ``npix`` pixels; evict the oldest images FIFO until
-        the window holds it, exactly as the client will.  Returns
+        """Copy an image's pixel values into the window, evicting the oldest
+        images FIFO until it fits, exactly as the client will.  Returns
         (image_id, head_id, ring start)."""
         npix = values.size
         while self._window_pixels + npix > self._window_size:
@@ -162,8 +162,8 @@ class GlzDictionary:
 
     def _sibling(self, image_id: int, width: int, lz_type: LzImageType) -> tuple[int, int]:
         """The newest earlier image of the same width and type, and the
-        displacement from this image to it: redraws and scrolls of the same
-        area match there (-1, 0 when there is none)."""
+        displacement from this image to it: a redraw of the same area
+        matches there from its first pixel on (-1, 0 when there is none)."""
         mask = self._meta_npix.size - 1
         for other in range(image_id - 1, max(self._head_id, image_id - SIBLING_SEARCH) - 1, -1):
             slot = other & mask
@@ -192,7 +192,9 @@ def glz_encode(dictionary: GlzDictionary, pixels: np.ndarray, width: int, height
     window.  Returns the GLZ stream, or None when the image has as many
     pixels as the window or more (send it as LZ instead, as spice-server
     does).  Arguments as ``lz_encode``; formats 16BIT, 24BIT, 32BIT, RGBA.
-    Raises ValueError for bad input, leaving the dictionary untouched."""
+    Raises ValueError for bad input, leaving the dictionary untouched.
+    Every stream returned must be sent to the client (module docstring).
+    Thread-safe; the pixels are copied before it returns."""
     check_size(fmt, width, height)
     lz_type = lz_type_for_format(fmt)
     if lz_type not in GLZ_TYPES:

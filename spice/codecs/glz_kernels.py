@@ -45,7 +45,6 @@ from spice.codecs.lz_kernels import (
 
 SHORT_OFFSET = 1 << 12
 MEDIUM_OFFSET = 1 << 17
-MAX_OFFSET = 1 << 25
 MAX_IMAGE_DIST = (1 << 24) - 1
 
 
@@ -132,6 +131,8 @@ def window_hash(ring, p, rmask, shift, kmask, count, bits):
     h = 0
     for k in range(count):
         h = (h * 0x5BD1E995 + ((np.int64(ring[(p + k) & rmask]) >> shift) & kmask)) & 0xFFFFFFFF
+    # The shift salts the hash: colour and alpha passes of RGBA images keep
+    # to different buckets of the shared table.
     h ^= (h >> 15) + shift
     h = (h & 0xFFFFFFFF) * 0x2C1B3C6D
     return (h >> 20) & ((1 << bits) - 1)

@@ -16,8 +16,9 @@ What the caller marshals around ``lz_encode``'s bytes:
     the bytes.
   * LZ_PLT (1/4/8-bit palette formats): SpiceLZPLTData = u8 flags
     (SPICE_BITMAP_FLAGS_TOP_DOWN of the bitmap, plus PAL_CACHE_ME or
-    PAL_FROM_CACHE), u32 data_size, then the palette (or its u64 id when
-    PAL_FROM_CACHE), then the bytes.
+    PAL_FROM_CACHE), u32 data_size, then the u64 palette id when
+    PAL_FROM_CACHE, else a u32 message offset of the palette (u64 unique,
+    u16 num_ents, u32 ents[]) placed out of line; then the bytes.
   * JPEG_ALPHA: ``lz_encode_alpha``'s bytes follow the JPEG data; data_size
     counts both.
 spice-server sends the raw bitmap instead when the result is larger than

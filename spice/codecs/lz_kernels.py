@@ -1,9 +1,10 @@
 """Numba kernels of the LZ image codec, and helpers the GLZ kernels share.
 
-Pixels reach the kernels as one uint32 per pixel ("values"): 0x00RRGGBB for
-24/32-bit, 0xAARRGGBB for RGBA, the raw 16-bit word for RGB16 and the byte
-itself for palette indices and alpha.  A *pass* reads a key out of each value
-(``(value >> shift) & kmask``) and writes ``pb`` bytes per literal pixel:
+Pixels reach the kernels as one uint32 per pixel ("values"): 0xXXRRGGBB for
+24/32-bit (the top byte is never looked at), 0xAARRGGBB for RGBA, the raw
+16-bit word for RGB16 and the byte itself for palette indices and alpha.  A
+*pass* reads a key out of each value (``(value >> shift) & kmask``) and
+writes ``pb`` bytes per literal pixel:
 
     pass            shift  kmask     pb  fmt_min
     RGB24/RGB32       0    0xffffff   3     1
@@ -57,16 +58,15 @@ def key_at(values, idx, shift, kmask):
 
 
 @njit(cache=True, nogil=True)
-def hash_at(values, p, mask, shift, kmask, hash_n, hbits):
-    k0 = (np.int64(values[p & mask]) >> shift) & kmask
-    k1 = (np.int64(values[(p + 1) & mask]) >> shift) & kmask
+def hash_at(values, p, shift, kmask, hash_n, hbits):
+    """Hash of the keys of 2 or 3 pixels from ``p``."""
+    k0 = (np.int64(values[p]) >> shift) & kmask
+    k1 = (np.int64(values[p + 1]) >> shift) & kmask
     k2 = 0
     if hash_n > 2:
-        k2 = (np.int64(values[(p + 2) & mask]) >> shift) & kmask
+        k2 = (np.int64(values[p + 2]) >> shift) & kmask
     # Keys are < 2**24 and the multipliers < 2**31, so nothing overflows int64.
-    # The shift salts the hash so that colour and alpha passes of RGBA images
-    # keep to different buckets of a shared table.
-    h = k0 * 0x2F0B3C5D + k1 * 0x1E35A7BD + k2 * 0x61C88647 + shift
+    h = k0 * 0x2F0B3C5D + k1 * 0x1E35A7BD + k2 * 0x61C88647
     h ^= h >> 27
     h = (h & 0x7FFFFFFF) * 0x5BD1E995
     return (h >> 23) & ((1 << hbits) - 1)
@@ -207,7 +207,7 @@ def lz_compress(values, n, row, shift, kmask, pb, fmt_min, hash_n, hbits, max_ch
                     values, i, i - last_dist, rem, shift, kmask, pb, near_min, far_min,
                     best_len, best_dist, best_gain)
         if rem >= hash_n and rem >= near_min:
-            h = hash_at(values, i, ALL_BITS, shift, kmask, hash_n, hbits)
+            h = hash_at(values, i, shift, kmask, hash_n, hbits)
             cand = head[h]
             chain = 0
             while cand >= 0 and chain < max_chain and best_len < GOOD_MATCH:
@@ -232,7 +232,7 @@ def lz_compress(values, n, row, shift, kmask, pb, fmt_min, hash_n, hbits, max_ch
         end = i + best_len
         for j in range(max(end - 2, i + 1), end):
             if j + hash_n <= n:
-                h = hash_at(values, j, ALL_BITS, shift, kmask, hash_n, hbits)
+                h = hash_at(values, j, shift, kmask, hash_n, hbits)
                 prev[j] = head[h]
                 head[h] = j
         i = end
