@@ -1,0 +1,204 @@
+"""Agent carriage over the main channel with token flow control."""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+
+import pytest
+from spice_client import Session
+from spice_harness import Harness, primary_create
+
+from spice.protocol import ChannelType, MsgCInputs, MsgCMain, MsgMain
+
+VDP_CLIENT_PORT, VDP_SERVER_PORT = 1, 2
+
+
+class AgentPort:
+    """A byte-stream device as the VDIPort model presents it: the guest side
+    reads what the server writes and writes what the server reads."""
+
+    subtype = "vdagent"
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.to_guest = bytearray()
+        self.from_guest = bytearray()
+        self.room = 1 << 20
+        self.handle = None
+        self.states: list[bool] = []
+
+    def attach(self, handle) -> None:
+        self.handle = handle
+
+    def state(self, connected: bool) -> None:
+        self.states.append(connected)
+
+    def write(self, data: bytes) -> int:
+        with self.lock:
+            n = min(len(data), self.room)
+            self.to_guest += data[:n]
+            self.room -= n
+            return n
+
+    def read(self, max_bytes: int) -> bytes:
+        with self.lock:
+            out = bytes(self.from_guest[:max_bytes])
+            del self.from_guest[:max_bytes]
+            return out
+
+    # guest side
+    def guest_send(self, port: int, payload: bytes) -> None:
+        with self.lock:
+            self.from_guest += struct.pack("<II", port, len(payload)) + payload
+        self.handle.wakeup()
+
+    def chunks(self) -> list[tuple[int, bytes]]:
+        with self.lock:
+            data = bytes(self.to_guest)
+        out, pos = [], 0
+        while pos + 8 <= len(data):
+            port, size = struct.unpack_from("<II", data, pos)
+            out.append((port, data[pos + 8:pos + 8 + size]))
+            pos += 8 + size
+        return out
+
+    def wait_chunks(self, n: int, timeout: float = 5.0) -> list[tuple[int, bytes]]:
+        deadline = time.monotonic() + timeout
+        while len(self.chunks()) < n:
+            assert time.monotonic() < deadline, self.chunks()
+            time.sleep(0.005)
+        return self.chunks()
+
+
+def agent_msg(msg_type: int, payload: bytes) -> bytes:
+    return struct.pack("<IIQI", 1, msg_type, 0, len(payload)) + payload
+
+
+@pytest.fixture
+def live():
+    h = Harness()
+    port = AgentPort()
+    h.call(lambda: h.server.add_char_device(port))
+    port.handle.port_event(True)
+    create, _ = primary_create(64, 48)
+    h.worker.create_primary_surface(create)
+    h.worker.start()
+    h.port_dev = port
+    deadline = time.monotonic() + 5
+    while not h.call(lambda: h.server.client_mouse_allowed):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    yield h
+    h.close()
+
+
+def test_agent_round_trip(live):
+    dev = live.port_dev
+    s = Session("127.0.0.1", live.port)
+    assert s.init.agent_connected == 1 and s.init.agent_tokens == 10
+    s.main.send(MsgCMain.AGENT_START, struct.pack("<I", 0xFFFFFFFF))
+    msg = agent_msg(6, b"caps!")  # VD_AGENT_ANNOUNCE_CAPABILITIES
+    s.main.send(MsgCMain.AGENT_DATA, msg)
+    assert dev.wait_chunks(1) == [(VDP_CLIENT_PORT, msg)]
+    reply = agent_msg(3, b"reply")
+    dev.guest_send(VDP_CLIENT_PORT, reply)
+    assert s.main.recv_until(MsgMain.AGENT_DATA) == reply
+    dev.guest_send(VDP_SERVER_PORT, agent_msg(1, b"x"))  # server-port chunks stay here
+    dev.guest_send(VDP_CLIENT_PORT, agent_msg(3, b"two"))
+    assert s.main.recv_until(MsgMain.AGENT_DATA) == agent_msg(3, b"two")
+    s.close()
+
+
+def test_client_tokens_are_returned_in_batches_and_enforced(live):
+    dev = live.port_dev
+    dev.room = 0  # the guest is not reading
+    s = Session("127.0.0.1", live.port)
+    s.main.send(MsgCMain.AGENT_START, struct.pack("<I", 0xFFFFFFFF))
+    msgs = [agent_msg(4, bytes([i]) * 10) for i in range(10)]
+    for m in msgs:
+        s.main.send(MsgCMain.AGENT_DATA, m)
+    time.sleep(0.2)
+    with dev.lock:
+        dev.room = 1 << 20
+    dev.handle.wakeup()
+    tokens = 0
+    while tokens < 10:
+        tokens += struct.unpack("<I", s.main.recv_until(MsgMain.AGENT_TOKEN))[0]
+    assert tokens == 10
+    assert [c for _, c in dev.wait_chunks(10)] == msgs
+    # eleven without a returned token is a violation: the client is dropped
+    dev.room = 0
+    for m in msgs + msgs[:1]:
+        s.main.send(MsgCMain.AGENT_DATA, m)
+    s.main.sock.settimeout(5)
+    try:
+        while s.main.sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    s.close()
+
+
+def test_server_respects_client_tokens(live):
+    dev = live.port_dev
+    s = Session("127.0.0.1", live.port)
+    s.main.send(MsgCMain.AGENT_START, struct.pack("<I", 1))
+    time.sleep(0.1)
+    for i in range(3):
+        dev.guest_send(VDP_CLIENT_PORT, agent_msg(3, bytes([i])))
+    assert s.main.recv_until(MsgMain.AGENT_DATA) == agent_msg(3, b"\0")
+    with pytest.raises(TimeoutError):
+        s.main.recv_until(MsgMain.AGENT_DATA, timeout=0.3)
+    s.main.send(MsgCMain.AGENT_TOKEN, struct.pack("<I", 2))
+    assert s.main.recv_until(MsgMain.AGENT_DATA) == agent_msg(3, b"\1")
+    assert s.main.recv_until(MsgMain.AGENT_DATA) == agent_msg(3, b"\2")
+    s.close()
+
+
+def test_client_mouse_goes_through_the_agent(live):
+    dev = live.port_dev
+    s = Session("127.0.0.1", live.port)
+    assert s.init.supported_mouse_modes == 3
+    s.main.send(MsgCMain.AGENT_START, struct.pack("<I", 0xFFFFFFFF))
+    s.main.send(MsgCMain.MOUSE_MODE_REQUEST, struct.pack("<H", 2))
+    assert struct.unpack("<HH", s.main.recv_until(MsgMain.MOUSE_MODE)) == (3, 2)
+    ch = s.open(ChannelType.INPUTS)
+    ch.send(MsgCInputs.MOUSE_POSITION, struct.pack("<IIHB", 33, 44, 1, 0))
+    port, data = dev.wait_chunks(1)[0]
+    assert port == VDP_SERVER_PORT
+    proto, mtype, _opaque, size = struct.unpack_from("<IIQI", data)
+    assert (proto, mtype, size) == (1, 1, 13)  # VD_AGENT_MOUSE_STATE
+    assert struct.unpack_from("<IIIB", data, 20) == (33, 44, 2, 0)  # buttons << 1
+    s.close()
+
+
+def test_monitors_config_goes_to_the_display_device(live):
+    dev = live.port_dev
+    s = Session("127.0.0.1", live.port)
+    s.main.send(MsgCMain.AGENT_START, struct.pack("<I", 0xFFFFFFFF))
+    payload = struct.pack("<II", 1, 0) + struct.pack("<IIIii", 600, 800, 32, 0, 0)
+    s.main.send(MsgCMain.AGENT_DATA, agent_msg(2, payload))
+    deadline = time.monotonic() + 5
+    while not live.qxl.monitors_requests:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    cfg = live.qxl.monitors_requests[0]
+    assert [(m.width, m.height, m.depth) for m in cfg.monitors] == [(800, 600, 32)]
+    assert dev.chunks() == []  # intercepted, not forwarded
+    s.close()
+
+
+def test_agent_disconnect_and_reconnect_notify_the_client(live):
+    dev = live.port_dev
+    s = Session("127.0.0.1", live.port)
+    dev.handle.port_event(False)
+    s.main.recv_until(MsgMain.AGENT_DISCONNECTED)
+    dev.handle.port_event(True)
+    assert struct.unpack("<I", s.main.recv_until(MsgMain.AGENT_CONNECTED_TOKENS))[0] == 10
+    s.close()
+    # the agent hears that the client left
+    dev.wait_chunks(1)
+    port, data = dev.chunks()[-1]
+    assert port == VDP_SERVER_PORT and struct.unpack_from("<IIQI", data)[1] == 13
