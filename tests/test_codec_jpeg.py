@@ -193,3 +193,24 @@ def test_mjpeg_frame_area_in_memory_row_order(top_down: bool) -> None:
     assert psnr(djpeg(frame), expected) > 30.0
     with pytest.raises(ValueError):
         mjpeg_encode_frame(data, 64, 48, stride, SPICE_BITMAP_FMT_RGBA, (0, 0, 49, 10), True, 60)
+
+
+def test_later_video_frames_leave_out_the_huffman_tables() -> None:
+    # libjpeg-turbo's second frame from the same compressor (the server keeps
+    # one per stream): quantisation tables again, Huffman tables not.
+    rgb = synthetic(80, 40)
+    later = jpeg_encode(rgb, 30, fast_dct=True, huffman_tables=False)
+    assert (len(later), hashlib.sha256(later).hexdigest()[:32]) == (
+        775,
+        "b8349fe0d2d3e2f21ca3dbe45380c5e6",
+    )
+    assert 0xFFC4 not in [m for m, _ in segments(later)]
+    first = jpeg_encode(rgb, 30, fast_dct=True)
+    assert later[-200:] == first[-200:]  # same scan data
+    # libjpeg decodes it with the standard tables.
+    np.testing.assert_array_equal(djpeg(later), djpeg(first))
+    data, stride, _ = pack(rgb, np.zeros((40, 80), np.uint8), SPICE_BITMAP_FMT_RGBA)
+    area = (0, 0, 40, 80)
+    assert mjpeg_encode_frame(data, 80, 40, stride, SPICE_BITMAP_FMT_RGBA, area, True, 30) == first
+    assert mjpeg_encode_frame(data, 80, 40, stride, SPICE_BITMAP_FMT_RGBA, area, True, 30,
+                              first_frame=False) == later  # fmt: skip

@@ -76,7 +76,8 @@ def _segment(marker: int, payload: bytes) -> bytes:
     return struct.pack(">HH", marker, len(payload) + 2) + payload
 
 
-def _headers(width: int, height: int, q_luma: np.ndarray, q_chroma: np.ndarray) -> bytes:
+def _headers(width: int, height: int, q_luma: np.ndarray, q_chroma: np.ndarray,
+             huffman_tables: bool) -> bytes:  # fmt: skip
     parts = [
         b"\xff\xd8",  # SOI
         # JFIF 1.01, no density unit, 1:1 pixel aspect, no thumbnail.
@@ -87,19 +88,23 @@ def _headers(width: int, height: int, q_luma: np.ndarray, q_chroma: np.ndarray) 
     # Baseline frame: Y sampled 2x2, Cb and Cr 1x1; quant tables 0, 1, 1.
     parts.append(_segment(0xFFC0, struct.pack(">BHHB", 8, height, width, 3)
                           + bytes([1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1])))  # fmt: skip
-    for klass_index, (bits, vals) in zip((0x00, 0x10, 0x01, 0x11), _HUFF_TABLES, strict=True):
-        parts.append(_segment(0xFFC4, bytes([klass_index, *bits, *vals])))
+    if huffman_tables:
+        for klass_index, (bits, vals) in zip((0x00, 0x10, 0x01, 0x11), _HUFF_TABLES, strict=True):
+            parts.append(_segment(0xFFC4, bytes([klass_index, *bits, *vals])))
     # One scan of all three components, full spectrum.
     parts.append(_segment(0xFFDA, bytes([3, 1, 0x00, 2, 0x11, 3, 0x11, 0, 63, 0])))
     return b"".join(parts)
 
 
-def jpeg_encode(rgb: np.ndarray, quality: int, *, fast_dct: bool = False) -> bytes:
+def jpeg_encode(
+    rgb: np.ndarray, quality: int, *, fast_dct: bool = False, huffman_tables: bool = True
+) -> bytes:
     """Encode a ``(height, width, 3)`` uint8 RGB image (top row first) as a
     complete JFIF stream.  ``quality`` is libjpeg's 1..100 scale (values
     outside are clamped); ``fast_dct`` selects the fast integer DCT used for
-    MJPEG video frames.  Raises ValueError for other shapes or sizes beyond
-    65535 pixels."""
+    MJPEG video frames; ``huffman_tables=False`` leaves out the (standard)
+    Huffman tables, as video frames after the first do.  Raises ValueError
+    for other shapes or sizes beyond 65535 pixels."""
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected (height, width, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
@@ -115,7 +120,8 @@ def jpeg_encode(rgb: np.ndarray, quality: int, *, fast_dct: bool = False) -> byt
         luma, chroma, width, height, divisors(q_luma, fast_dct), divisors(q_chroma, fast_dct),
         fast_dct, _HUFF, ZIGZAG,
     )  # fmt: skip
-    return _headers(width, height, q_luma, q_chroma) + scan.tobytes() + b"\xff\xd9"
+    head = _headers(width, height, q_luma, q_chroma, huffman_tables)
+    return head + scan.tobytes() + b"\xff\xd9"
 
 
 _BPP = {
@@ -184,7 +190,8 @@ def jpeg_encode_bitmap(
 ) -> bytes:
     """JPEG of a guest bitmap (16BIT, 24BIT, 32BIT or RGBA, whose alpha is
     dropped): the payload of a SPICE_IMAGE_TYPE_JPEG image, after its
-    ``data_size`` field."""
+    ``data_size`` field.  The reference server sends something else when
+    this is longer than ``height * stride``; that choice is the caller's."""
     rgb = bitmap_to_rgb(pixels, width, height, stride, fmt, top_down)
     return jpeg_encode(rgb, quality, fast_dct=fast_dct)
 
@@ -198,10 +205,14 @@ def mjpeg_encode_frame(
     src: tuple[int, int, int, int],
     top_down: bool,
     quality: int,
+    first_frame: bool = True,
 ) -> bytes:
     """One MJPEG video frame: the ``src`` area (top, left, bottom, right;
     bottom/right exclusive, in image coordinates) of a guest bitmap, coded
-    with the fast DCT like the server's video encoder.
+    with the fast DCT like the server's video encoder.  Only a stream's
+    first frame carries the Huffman tables (libjpeg marks them as sent and
+    the server reuses its compressor); clients fall back to the standard
+    tables, which are the ones used.
 
     Rows go into the JPEG in *memory* order, as the server does: for a
     bottom-up bitmap the frame is stored upside down and the stream must be
@@ -214,7 +225,7 @@ def mjpeg_encode_frame(
     first = top if top_down else height - bottom
     bpp = _BPP[fmt]
     area = rows[first : first + bottom - top, left * bpp : right * bpp]
-    return jpeg_encode(_to_rgb(area, fmt), quality, fast_dct=True)
+    return jpeg_encode(_to_rgb(area, fmt), quality, fast_dct=True, huffman_tables=first_frame)
 
 
 class JpegAlpha(NamedTuple):
