@@ -50,8 +50,8 @@ def glyphs() -> qxl.GlyphString:
     rng = np.random.default_rng(9)
     gl = [qxl.RasterGlyph(qxl.Point(10 + 9 * i, 30), qxl.Point(0, -8), 8, 10,
                           rng.integers(0, 256, 10, dtype=np.uint8)) for i in range(4)]
-    return qxl.GlyphString(qxl.SPICE_STRING_FLAGS_RASTER_A1 | qxl.SPICE_STRING_FLAGS_RASTER_TOP_DOWN,
-                           gl)
+    flags = qxl.SPICE_STRING_FLAGS_RASTER_A1 | qxl.SPICE_STRING_FLAGS_RASTER_TOP_DOWN
+    return qxl.GlyphString(flags, gl)
 
 
 def all_draws() -> list[qxl.Drawable]:
@@ -124,7 +124,7 @@ def test_every_draw_type_decodes_and_renders_like_the_server(live):
             got.append((t, decoded))
     from spice.display_marshal import DRAW_MESSAGE
     assert [t for t, _ in got] == [DRAW_MESSAGE[dr.type] for dr in draws]
-    for (_, g), dr in zip(got, draws):
+    for (_, g), dr in zip(got, draws, strict=True):
         assert g.type == dr.type and g.surface_id == dr.surface_id and g.bbox == dr.bbox
         if dr.clip is None:
             assert g.clip is None
