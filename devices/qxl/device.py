@@ -67,7 +67,6 @@ CLASS_VGA = 0x030000
 CLASS_DISPLAY_OTHER = 0x038000
 
 VGA_REFRESH_MS = 30
-IDLE_REFRESH_MS = 250
 GUEST_BUG_LOG_BURST = 20  # messages per window before suppression
 GUEST_BUG_LOG_WINDOW_S = 10.0
 
@@ -357,8 +356,10 @@ class QXLDevice(QXLPortsMixin, QXLInterfaceMixin, PCIDevice):
             self._drop_vga_updates()
         self.cmdflags = 0
         self.mode = QXLMode.VGA
-        # The host primary is created by the next refresh tick: the port
-        # write that got us here does not wait for the worker.
+        # The host primary is created by the refresh tick, on the main loop:
+        # the port write that got us here does not wait for the worker.
+        if self._worker is not None:
+            self._timer.start_ns(self.clock.now_ns())
 
     def _exit_vga_mode(self) -> None:
         if self.mode != QXLMode.VGA:
@@ -458,12 +459,14 @@ class QXLDevice(QXLPortsMixin, QXLInterfaceMixin, PCIDevice):
     # host draw commands the worker pulls (as QEMU's spice-display does)
 
     def _refresh(self) -> None:
+        """The refresh timer: runs every 30 ms while in VGA mode (entering VGA
+        mode or attaching a worker starts it)."""
         try:
             self._refresh_vga()
         except Exception:
             log.exception("%s: VGA refresh failed", self.name)
-        period = VGA_REFRESH_MS if self.mode == QXLMode.VGA else IDLE_REFRESH_MS
-        self._timer.start_ns(self.clock.now_ns() + period * 1_000_000)
+        if self.mode == QXLMode.VGA:
+            self._timer.start_ns(self.clock.now_ns() + VGA_REFRESH_MS * 1_000_000)
 
     def _refresh_vga(self) -> None:
         worker = self._worker
