@@ -92,7 +92,9 @@ class Target:
 # toolchain checks
 
 
-def _toolchain() -> dict[str, str]:
+def check_toolchain() -> dict[str, str]:
+    """Paths of gcc and objcopy; raises BuildError (one line, naming the
+    Debian package) when a tool or 32-bit gcc support is missing."""
     tools = {}
     for name, package in (("gcc", "gcc"), ("objcopy", "binutils")):
         path = shutil.which(name)
@@ -305,7 +307,7 @@ def build(targets: Iterable[str] | None = None, *, verbose: bool = False,
     """Build `targets` (default: all) if their sources changed; returns
     {target name: output path}.  Raises BuildError."""
     names = list(targets) if targets is not None else target_names()
-    tools = _toolchain()
+    tools = check_toolchain()
     plan = [_make_target(n) for n in names]
     results: dict[str, Path] = {}
     with _build_lock():

@@ -152,15 +152,21 @@ static void spin(uint32_t loops)
 
 uint32_t delay_calibrate(void)
 {
-    /* Count spin batches until a 10 ms one-shot runs out. */
-    const uint32_t batch = 64;
-    uint32_t batches = 0;
-    pit_ch2_start((uint16_t)(PIT_INPUT_HZ / 100));
-    while (!pit_ch2_expired()) {
-        spin(batch);
-        batches++;
+    /* Time ever longer spins with the stopwatch until one lasts 10 ms.  Port
+     * accesses happen only around each spin, so their cost (large on an
+     * emulator) does not leak into the result. */
+    struct pit_stopwatch sw;
+    uint64_t clocks = 0;
+    uint32_t n = 1024;
+    for (;;) {
+        stopwatch_start(&sw);
+        spin(n);
+        clocks = stopwatch_update(&sw);
+        if (clocks >= PIT_INPUT_HZ / 100 || n >= (1u << 30))
+            break;
+        n *= 2;
     }
-    loops_per_ms = batches * batch / 10;
+    loops_per_ms = (uint32_t)((uint64_t)n * PIT_INPUT_HZ / (clocks * 1000 + 1));
     if (!loops_per_ms)
         loops_per_ms = 1;
     return loops_per_ms;

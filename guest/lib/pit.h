@@ -52,7 +52,8 @@ void stopwatch_start(struct pit_stopwatch *sw);
 uint64_t stopwatch_update(struct pit_stopwatch *sw);
 
 /* Measure how many iterations of the udelay() spin loop take 1 ms (timed
- * by channel 2 over 10 ms) and remember it.  Returns loops per ms. */
+ * with the channel 2 stopwatch over at least 10 ms) and remember it.
+ * Returns loops per ms. */
 uint32_t delay_calibrate(void);
 /* Spin for about `us` microseconds using the calibrated loop (calibrates
  * on first use).  Cheaper than pit_delay_us() on an emulator: no port I/O. */
