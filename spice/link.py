@@ -227,6 +227,10 @@ class LinkHandshake:
         self._closed = False
         self.started = time.monotonic()
         sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         self._watch = core.watch_add(sock.fileno(), WatchEvent.READ, self._on_event)
         self._timer = core.timer_add(self._on_timeout)
         core.timer_start(self._timer, LINK_TIMEOUT_MS)

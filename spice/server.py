@@ -60,7 +60,7 @@ __all__ = ["SpiceServer", "SpiceOptions"]
 
 log = logging.getLogger(__name__)
 
-MAX_PENDING_LINKS = 64  # connections in the link stage at once; more are dropped
+MAX_PENDING_LINKS = 64  # connections in the link stage at once; the oldest goes first
 ACCEPTS_PER_EVENT = 16
 
 _COMMON_CAPS = caps_to_words([CommonCap.PROTOCOL_AUTH_SELECTION, CommonCap.AUTH_SPICE,
@@ -136,7 +136,7 @@ class SpiceServer:
         if self.options.ticket_expiry is not None:
             self._ticket_expires = time.monotonic() + self.options.ticket_expiry
         self._lock = threading.Lock()
-        self.counters = {"connections": 0, "links_refused": 0, "sessions": 0}
+        self.counters = {"connections": 0, "links_dropped": 0, "sessions": 0}
         self._closed = False
 
     # -- host API -----------------------------------------------------------------------
@@ -290,10 +290,10 @@ class SpiceServer:
                 return
             self.counters["connections"] += 1
             if len(self._links) >= MAX_PENDING_LINKS:
-                # a flood of half-open links: drop the newcomer, keep serving
-                self.counters["links_refused"] += 1
-                sock.close()
-                continue
+                # A flood of half-open links: drop the oldest.  A real client
+                # finishes its link in milliseconds, an idle one does not.
+                self.counters["links_dropped"] += 1
+                self._links[0].close()
             try:
                 link = LinkHandshake(self.core, sock, peer[:2], self._keys, self._channel_caps,
                                      self._check_ticket, self._admit, self._attach,

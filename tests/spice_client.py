@@ -139,6 +139,7 @@ def link(host: str, port: int, channel_type: int, channel_id: int = 0, connectio
     if isinstance(password, str):
         password = password.encode()
     sock = socket.create_connection((host, port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.sendall(link_mess(connection_id, channel_type, channel_id, common_caps, channel_caps))
         magic, major, minor, size = struct.unpack("<4sIII", recv_exact(sock, 16))
@@ -152,9 +153,10 @@ def link(host: str, port: int, channel_type: int, channel_id: int = 0, connectio
         words = struct.unpack_from(f"<{n_common + n_chan}I", reply, caps_off)
         server_common, server_chan = list(words[:n_common]), list(words[n_common:])
         key = serialization.load_der_public_key(pub_key)
+        auth = b""
         if CommonCap.PROTOCOL_AUTH_SELECTION in common_caps:
-            sock.sendall(struct.pack("<I", CommonCap.AUTH_SPICE))
-        sock.sendall(key.encrypt(password, _OAEP))
+            auth = struct.pack("<I", CommonCap.AUTH_SPICE)
+        sock.sendall(auth + key.encrypt(password, _OAEP))
         (result,) = struct.unpack("<I", recv_exact(sock, 4))
         if result != LinkErr.OK:
             raise LinkError(result, "ticket")
