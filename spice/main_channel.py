@@ -73,6 +73,7 @@ class MainChannelClient(ChannelClient):
         self.session = session
         self.server = server
         self.init_sent = False
+        self.channels_list_sent = False
         self.bitrate_bps = 0
         self.latency_us = 0
         self._net_ping_id = 0
@@ -98,6 +99,10 @@ class MainChannelClient(ChannelClient):
         self._net_stage = "warmup"
         for size in (0, 0, NET_TEST_BYTES):
             self.pipe_add(_Item("ping", size))
+
+    def push_registered(self, channel_type: int, channel_id: int) -> None:
+        self.pipe_add(_Item("registered", channel_type, channel_id))
+        self.push()
 
     def push_mouse_mode(self) -> None:
         self.pipe_add(_Item("mouse_mode"))
@@ -151,6 +156,11 @@ class MainChannelClient(ChannelClient):
             chans = self.server.channel_list()
             body = _U32.pack(len(chans)) + b"".join(struct.pack("<BB", t, i) for t, i in chans)
             self.send_message(MsgMain.CHANNELS_LIST, body)
+            self.channels_list_sent = True
+        elif kind == "registered":
+            if self.channels_list_sent:  # else the client learns it from its list
+                body = _U32.pack(1) + struct.pack("<BB", *item.args)
+                self.send_message(MsgMain.CHANNELS_LIST, body)
         elif kind == "ping":
             self._net_ping_id += 1
             size = item.args[0]

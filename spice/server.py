@@ -170,7 +170,16 @@ class SpiceServer:
         handle = RedQXL(worker)
         worker.start_thread()
         qxl_if.attach_worker(handle)
+        self._on_core(lambda: self._announce_channels(worker.index))
         return handle
+
+    def _announce_channels(self, index: int) -> None:
+        """A device added while a client is connected: tell it (spice-server's
+        registered_new_channel, sent only after the client's first list)."""
+        s = self.session
+        if s is not None and s.main is not None:
+            s.main.push_registered(ChannelType.CURSOR, index)
+            s.main.push_registered(ChannelType.DISPLAY, index)
 
     def add_kbd(self, kbd: KbdInterface) -> None:
         self.kbd = kbd
@@ -321,13 +330,13 @@ class SpiceServer:
         return False
 
     def channel_list(self) -> list[tuple[int, int]]:
-        chans = [(ChannelType.MAIN, 0)]
+        """CHANNELS_LIST in spice-server's order: channels are registered
+        inputs first, then cursor and display per device, and listed newest
+        first.  The main channel is not listed."""
+        registered = [(ChannelType.INPUTS, 0)]
         for w in self.workers:
-            chans.append((ChannelType.DISPLAY, w.index))
-        chans.append((ChannelType.INPUTS, 0))
-        for w in self.workers:
-            chans.append((ChannelType.CURSOR, w.index))
-        return chans
+            registered += [(ChannelType.CURSOR, w.index), (ChannelType.DISPLAY, w.index)]
+        return registered[::-1]
 
     def _check_ticket(self, password: bytes) -> bool:
         if self.options.disable_ticketing:
