@@ -109,18 +109,15 @@ class RedWorker:
         self.display.push_all(now)
         if not self.running:
             return None
-        if more or now - start > ROUND_BUDGET_S:
-            if self._blocked():
-                return CMD_RING_POLL_TIMEOUT_S  # socket or ACK events resume us sooner
-            return 0.0
-        if self._display_ring.waiting and self._cursor_ring.waiting:
-            return None
-        if self._lagging_pending():
-            return CMD_RING_POLL_TIMEOUT_S
+        blocked = self._blocked()
+        if (more or now - start > ROUND_BUDGET_S) and not blocked:
+            return 0.0  # work left: go again at once
+        if (self._display_ring.waiting and self._cursor_ring.waiting and not blocked
+                and not any(c.lagging for c in self.display.clients)):
+            return None  # the device will wake us
+        # polling the ring once more, or watching full pipes drain (socket and
+        # ACK events wake us earlier)
         return CMD_RING_POLL_TIMEOUT_S
-
-    def _lagging_pending(self) -> bool:
-        return any(c.lagging for c in self.display.clients)
 
     def _blocked(self) -> bool:
         return (self.display.max_pipe_size() > MAX_PIPE_SIZE
