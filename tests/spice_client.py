@@ -201,10 +201,11 @@ class Session:
                     self.password, channel_caps=channel_caps)
 
     def open_display(self, channel_id: int = 0, caps=(DisplayCap.MONITORS_CONFIG,),
-                     cache_size: int = 20 * 1024 * 1024 // 4) -> DisplayClient:
+                     cache_size: int = 20 * 1024 * 1024 // 4,
+                     decode_draws: bool = True) -> DisplayClient:
         ch = self.open(ChannelType.DISPLAY, channel_id, caps)
         ch.send(MsgCDisplay.INIT, struct.pack("<BqBi", 1, cache_size, 1, 0))
-        return DisplayClient(ch)
+        return DisplayClient(ch, decode_draws=decode_draws)
 
     def close(self) -> None:
         self.main.close()
@@ -253,6 +254,7 @@ class DisplayClient:
     marks: int = 0
     monitors: object = None
     use_canvas: bool = False
+    decode_draws: bool = True  # False: count draw messages only (foreign servers)
 
     def pump(self, until: int | None = None, timeout: float = 5.0, count: int | None = None):
         """Read and apply messages until one of type ``until`` (returned) or
@@ -316,7 +318,7 @@ class DisplayClient:
             self.palettes.pop(r.u64(), None)
         elif t == MsgDisplay.INVAL_ALL_PIXMAPS:
             self.cache.clear()
-        elif t in _DRAW_TYPES:
+        elif t in _DRAW_TYPES and self.decode_draws:
             decoded = self.decode_draw(t, body)
             self.render(decoded)
         self.messages.append((t, decoded))
