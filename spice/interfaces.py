@@ -112,7 +112,9 @@ class QXLDevInitInfo:
     """Static facts about the device the worker needs (QXLDevInitInfo)."""
 
     num_surfaces: int
-    ram_size: int  # BAR0 size: the MAIN_INIT ram_hint clients size GLZ from
+    # The device's page area (QXLRom num_pages x 4 KiB, QEMU's qxl_ram_size):
+    # the MAIN_INIT ram_hint clients size their GLZ window from.
+    ram_size: int
     max_monitors: int = 64
 
 
@@ -165,6 +167,11 @@ class QXLInterface(Protocol):
     def client_monitors_config(self, config: ClientMonitorsConfig | None) -> bool:
         """The client asked for this monitor layout.  Return True if the
         device took it (None only asks whether it would)."""
+
+    def set_compression_level(self, level: int) -> None:
+        """The server's image compression setting, shown to the guest in the
+        ROM (libspice calls it at start and when the setting changes: 1 when
+        images go out as QUIC and no video streaming is on, else 0)."""
 
 
 class QXLWorker(Protocol):
