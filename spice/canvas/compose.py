@@ -210,11 +210,30 @@ def composite(op: int, src: Picture, mask: Picture | None, dest: Pix, region: np
         mcover = _analyze(mask, ex1 + mdx, ey1 + mdy, ex2 + mdx, ey2 + mdy)
         if not mcover[0]:
             return
+        # an opaque mask (pixman's static IS_OPAQUE) is no mask at all
         if mask.kind == px.KIND_SOLID and mask.color >> 24 == 0xFF:
+            mask = None
+        elif (mask.kind == px.KIND_BITS and not mask.component_alpha
+              and mask.pix.fmt in _NO_ALPHA and mask.repeat != px.REPEAT_NONE):
             mask = None
     eff = op
     if _opaque(src, scover) and (mask is None or _opaque(mask, mcover)):
         eff = _WITH_OPAQUE_SRC.get(op, op)
+    if eff == px.OP_DST:
+        return
+    if (eff == px.OP_SRC and mask is None and src.kind == px.KIND_BITS
+            and src.transform is None and src.pix.fmt == dest.fmt and PF_BPP[dest.fmt] < 32
+            and (src.repeat == px.REPEAT_NORMAL
+                 or (src.repeat == px.REPEAT_NONE and scover[1]))):
+        # pixman's memcpy / tiled copy of a 16- or 8-bit image into its own format
+        sp = src.pix
+        if src.repeat == px.REPEAT_NONE:
+            raster.blit_rects(dest.data, dest.top, dest.stride, boxes, sp.data, sp.top,
+                              sp.stride, sp.w, sp.h, -sdx, -sdy, raster.ROP_COPY)
+        else:
+            raster.tile_rects(dest.data, dest.top, dest.stride, boxes, sp.data, sp.top,
+                              sp.stride, sp.w, sp.h, -sdx, -sdy, raster.ROP_COPY)
+        return
     raw_dst = PF_BPP[dest.fmt] == 32 and (dest.fmt == PF_A8R8G8B8 or eff in _LOCALIZED)
     raw_src = eff == px.OP_SRC and mask is None and PF_BPP[dest.fmt] == 32 \
         and _raw_copy_path(src, dest.fmt, scover)
@@ -222,7 +241,7 @@ def composite(op: int, src: Picture, mask: Picture | None, dest: Pix, region: np
     m = (mask or Picture(px.KIND_NONE)).kernel_args()
     ca = bool(mask is not None and mask.component_alpha)
     px.composite_kernel(
-        op, boxes, dest.data, dest.top, dest.stride, dest.fmt, raw_dst,
+        eff, boxes, dest.data, dest.top, dest.stride, dest.fmt, raw_dst,
         s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], raw_src, s[8], s[9], s[10], s[11],
         sdx, sdy,
         m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8], m[9], m[10], m[11],

@@ -334,22 +334,36 @@ def _bezier(out: list[tuple[int, int]], p0, p1, p2, p3, depth: int = 0) -> None:
 
 
 def polylines(path: list[qxl.PathSeg]) -> list[list[tuple[int, int]]]:
-    """The path as the polylines the reference draws, in order."""
+    """The path as the polylines the reference draws, in order.
+
+    The reference keeps one point buffer and only resets its count when it
+    draws, so a CLOSE right after a flush appends the previous polyline's
+    first point; that is kept.  A Bezier with no current point reads before
+    the buffer there; such a curve is skipped here."""
     result: list[list[tuple[int, int]]] = []
-    cur: list[tuple[int, int]] = []
+    buf: list[tuple[int, int]] = []
+    count = 0
+
+    def append(pt: tuple[int, int]) -> None:
+        nonlocal count
+        if count < len(buf):
+            buf[count] = pt
+        else:
+            buf.append(pt)
+        count += 1
 
     def flush() -> None:
-        nonlocal cur
-        if cur:
-            result.append(cur)
-        cur = []
+        nonlocal count
+        if count:
+            result.append(buf[:count])
+        count = 0
 
     for seg in path:
         pts = [(int(p[0]), int(p[1])) for p in np.asarray(seg.points).reshape(-1, 2)]
         i = 0
         if seg.flags & qxl.QXL_PATH_BEGIN and pts:
             flush()
-            cur.append((fix_to_int(pts[0][0]), fix_to_int(pts[0][1])))
+            append((fix_to_int(pts[0][0]), fix_to_int(pts[0][1])))
             i = 1
         rest = pts[i:]
         if seg.flags & qxl.QXL_PATH_BEZIER:
@@ -358,15 +372,19 @@ def polylines(path: list[qxl.PathSeg]) -> list[list[tuple[int, int]]]:
                 # none of the lines it has not flushed yet
                 return result
             for k in range(0, len(rest) - 2, 3):
-                if not cur:
-                    raise DrawError("Bezier segment with no start point")
-                p0 = (cur[-1][0] << 4, cur[-1][1] << 4)
-                _bezier(cur, p0, rest[k], rest[k + 1], rest[k + 2])
+                if count == 0:
+                    continue
+                curve: list[tuple[int, int]] = []
+                p0 = (buf[count - 1][0] << 4, buf[count - 1][1] << 4)
+                _bezier(curve, p0, rest[k], rest[k + 1], rest[k + 2])
+                for pt in curve:
+                    append(pt)
         else:
-            cur.extend((fix_to_int(x), fix_to_int(y)) for x, y in rest)
+            for x, y in rest:
+                append((fix_to_int(x), fix_to_int(y)))
         if seg.flags & qxl.QXL_PATH_END:
-            if seg.flags & qxl.QXL_PATH_CLOSE and cur:
-                cur.append(cur[0])
+            if seg.flags & qxl.QXL_PATH_CLOSE and buf:
+                append(buf[0])
             flush()
     flush()
     return result
