@@ -49,6 +49,7 @@ SEND_BATCH_BYTES = 256 * 1024  # marshal ahead at most this much per flush
 RECV_CHUNK = 64 * 1024
 _PING = struct.Struct("<IQ")
 _SET_ACK = struct.Struct("<II")
+_DISCONNECTING = struct.Struct("<QI")
 _SIOCOUTQ = getattr(termios, "TIOCOUTQ", 0x5411)
 
 
@@ -487,6 +488,23 @@ class ChannelClient:
         self.core.timer_start(self._conn_timer, self._conn_timeout)
 
     # -- teardown ------------------------------------------------------------------------
+
+    def say_goodbye(self, reason: int = 0) -> None:
+        """Best effort DISCONNECTING before the server closes this channel:
+        whatever is queued is dropped, the message goes out if the socket
+        takes it now."""
+        if not self.connected:
+            return
+        items = list(self.pipe)
+        self.pipe.clear()
+        for it in items:
+            it.release()
+        self.send_message(Msg.DISCONNECTING, _DISCONNECTING.pack(time.monotonic_ns(), reason))
+        try:
+            self._flush()
+        except OSError:
+            pass
+        self.disconnect()
 
     def disconnect(self) -> None:
         if not self.connected:

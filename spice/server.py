@@ -368,6 +368,10 @@ class SpiceServer:
         if ctype == ChannelType.INPUTS:
             cc = InputsChannelClient(s, linked, self.channel_stats)
             s.inputs.append(cc)
+            if s.main is not None:
+                # as spice-server tells every client without TLS
+                s.main.push_notify("keyboard channel is insecure")
+                s.main.push()
             self._emit(ChannelEvent.INITIALIZED, cc)
         else:
             # display/cursor sockets belong to the device's worker thread from here
@@ -408,10 +412,10 @@ class SpiceServer:
         if s.main is not None:
             if self.agent is not None:
                 self.agent.client_disconnected(s.main)
-            s.main.disconnect()
+            s.main.say_goodbye()
             self._emit(ChannelEvent.DISCONNECTED, s.main)
         for cc in list(s.inputs):
-            cc.disconnect()
+            cc.say_goodbye()
         for w in self.workers:
             w.dispatcher.post(w.h_detach_session, s.connection_id)
 

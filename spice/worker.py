@@ -308,7 +308,7 @@ class RedWorker:
 
     def h_detach_session(self, connection_id: int) -> None:
         for cc in self.sessions.pop(connection_id, []):
-            cc.disconnect()
+            cc.say_goodbye()
 
     def client_gone(self, cc) -> None:
         for lst in self.sessions.values():
