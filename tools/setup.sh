@@ -9,7 +9,8 @@ cd "$top"
 
 # Debian packages the machine, the guest build and the end-to-end tests use.
 debs=(gcc gcc-multilib make python3-venv qemu-system-x86 virt-viewer xvfb xdotool
-      imagemagick x11-utils gir1.2-spiceclientglib-2.0 gir1.2-gtk-3.0 python3-gi)
+      imagemagick x11-utils gir1.2-spiceclientglib-2.0 gir1.2-gtk-3.0 python3-gi
+      libjpeg-turbo-progs)
 missing=()
 for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
