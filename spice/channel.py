@@ -42,6 +42,8 @@ from spice.wire import Buffer, ProtocolError, Reader, Writer, full_header, mini_
 log = logging.getLogger(__name__)
 
 CLIENT_ACK_WINDOW = 20
+NARROW_CLIENT_ACK_WINDOW = 20
+WIDE_CLIENT_ACK_WINDOW = 40
 PING_IDLE_MS = 100
 PING_TIMEOUT_MS = 15_000
 PING_LONG_TIMEOUT_MS = 5 * 60_000
@@ -124,6 +126,7 @@ class ChannelClient:
         self.client_generation = 0xFFFFFFFF
         self.messages_window = 0
         self.client_window = CLIENT_ACK_WINDOW
+        self.low_bandwidth = False
         # latency monitor
         self.roundtrip_ns = -1
         self._ping_id = 0
@@ -147,6 +150,16 @@ class ChannelClient:
             self._queue_raw([memoryview(linked.unsent)])
         if self.peer is not None:
             self._start_ping_timer(PING_IDLE_MS)
+
+    def configure_bandwidth(self, low_bandwidth: bool) -> None:
+        """Display and cursor channels of a client the main channel's network
+        test found slow: a wider ACK window, and Nagle back on."""
+        self.low_bandwidth = low_bandwidth
+        self.client_window = WIDE_CLIENT_ACK_WINDOW if low_bandwidth else NARROW_CLIENT_ACK_WINDOW
+        try:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0 if low_bandwidth else 1)
+        except OSError:
+            pass
 
     # -- capabilities -------------------------------------------------------------------
 

@@ -90,10 +90,12 @@ class CursorChannelClient(ChannelClient):
     handle_acks = True
     max_message_size = 1024
 
-    def __init__(self, channel: CursorChannel, linked: LinkedStream, stats) -> None:
+    def __init__(self, channel: CursorChannel, linked: LinkedStream, stats,
+                 low_bandwidth: bool = False) -> None:
         super().__init__(channel.loop, linked, on_disconnect=channel.client_disconnected,
                          stats=stats)
         self.channel = channel
+        self.configure_bandwidth(low_bandwidth)
         self.cache = LruCache(CURSOR_CACHE_SIZE)
         self.lagging = False
         self._lag_since: float | None = None
@@ -215,8 +217,9 @@ class CursorChannel:
         except Exception:
             log.exception("cursor: release_resource failed")
 
-    def add_client(self, linked: LinkedStream, stats) -> CursorChannelClient:
-        ccc = CursorChannelClient(self, linked, stats)
+    def add_client(self, linked: LinkedStream, stats,
+                   low_bandwidth: bool = False) -> CursorChannelClient:
+        ccc = CursorChannelClient(self, linked, stats, low_bandwidth)
         self.clients.append(ccc)
         return ccc
 

@@ -103,9 +103,9 @@ class DisplayChannel:
 
     # -- clients ------------------------------------------------------------------------
 
-    def add_client(self, linked: LinkedStream, session,
-                   stats: ChannelStats) -> DisplayChannelClient:
-        dcc = DisplayChannelClient(self, linked, session, stats)
+    def add_client(self, linked: LinkedStream, session, stats: ChannelStats,
+                   low_bandwidth: bool = False) -> DisplayChannelClient:
+        dcc = DisplayChannelClient(self, linked, session, stats, low_bandwidth)
         self.clients.append(dcc)
         self._tell_guest_caps()
         return dcc

@@ -123,9 +123,16 @@ class DisplayChannelClient(ChannelClient):
     monitor_latency = True
     max_message_size = RECEIVE_LIMIT
 
-    def __init__(self, dc: DisplayChannel, linked: LinkedStream, session, stats) -> None:
+    def __init__(self, dc: DisplayChannel, linked: LinkedStream, session, stats,
+                 low_bandwidth: bool = False) -> None:
         super().__init__(dc.loop, linked, on_disconnect=dc.client_disconnected, stats=stats)
         self.dc = dc
+        self.configure_bandwidth(low_bandwidth)
+        options = dc.worker.server.options
+        # what the image encoders consult (see encode_image)
+        self.server_image_compression = options.image_compression_value
+        self.jpeg_state = options.jpeg_wan_value
+        self.zlib_glz_state = options.zlib_glz_wan_value
         self.session = session  # the server's ClientSession (pixmap caches)
         self.index = dc.index  # this channel's slot in a shared pixmap cache
         self.expect_init = True
@@ -340,6 +347,13 @@ class DisplayChannelClient(ChannelClient):
         self.fill_image(block, bitmap)
 
     # -- images and caches (ImageSink) ----------------------------------------------------
+
+    @property
+    def image_compression(self) -> ImageCompression:
+        """The client's PREFERRED_COMPRESSION if it sent one, else the server's."""
+        if self.preferred_compression is not None:
+            return ImageCompression(self.preferred_compression)
+        return self.server_image_compression
 
     def encode_image(self, bitmap: qxl.BitmapImage, can_lossy: bool):
         """The encoding seam: return an encoded image (type, header fields,

@@ -379,7 +379,8 @@ class SpiceServer:
             s.worker_channels += 1
             info = ChannelEventInfo(s.connection_id, ctype, linked.channel_id, linked.peer)
             self.core.channel_event(ChannelEvent.INITIALIZED, info)
-            worker.dispatcher.post(worker.h_attach, linked, s)
+            low_bw = s.main is not None and s.main.is_low_bandwidth()
+            worker.dispatcher.post(worker.h_attach, linked, s, low_bw)
 
     def _new_session(self, linked: LinkedStream) -> None:
         if self.session is not None:

@@ -299,11 +299,13 @@ class RedWorker:
 
     # -- clients ------------------------------------------------------------------------------
 
-    def h_attach(self, linked: LinkedStream, session: ClientSession) -> None:
+    def h_attach(self, linked: LinkedStream, session: ClientSession,
+                 low_bandwidth: bool = False) -> None:
         if linked.channel_type == ChannelType.DISPLAY:
-            cc = self.display.add_client(linked, session, self.server.channel_stats)
+            cc = self.display.add_client(linked, session, self.server.channel_stats,
+                                         low_bandwidth)
         else:
-            cc = self.cursor.add_client(linked, self.server.channel_stats)
+            cc = self.cursor.add_client(linked, self.server.channel_stats, low_bandwidth)
         self.sessions.setdefault(session.connection_id, []).append(cc)
 
     def h_detach_session(self, connection_id: int) -> None:
