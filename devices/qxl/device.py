@@ -56,7 +56,6 @@ from spice import qxl as Q
 from spice.interfaces import QXLWorker
 
 log = logging.getLogger(__name__)
-guest_log = logging.getLogger("devices.qxl.guest")
 
 MiB = 1 << 20
 VENDOR_REDHAT = 0x1B36
