@@ -25,8 +25,10 @@ reset16:
     .p2align 3
 gdt:
     .quad 0                         /* null */
-    .quad 0x00cf9a000000ffff        /* 0x08: code, base 0, 4 GiB, 32-bit */
-    .quad 0x00cf92000000ffff        /* 0x10: data, base 0, 4 GiB */
+    /* The accessed bits are preset: the CPU would otherwise set them when a
+     * segment register is loaded, a write into the ROM. */
+    .quad 0x00cf9b000000ffff        /* 0x08: code, base 0, 4 GiB, 32-bit */
+    .quad 0x00cf93000000ffff        /* 0x10: data, base 0, 4 GiB */
 gdt_end:
 gdt_descriptor:
     .word gdt_end - gdt - 1

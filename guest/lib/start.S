@@ -51,8 +51,8 @@ _start:
     .globl kernel_gdt
 kernel_gdt:
     .quad 0                     /* null */
-    .quad 0x00cf9a000000ffff    /* 0x08: code, base 0, 4 GiB, 32-bit */
-    .quad 0x00cf92000000ffff    /* 0x10: data, base 0, 4 GiB */
+    .quad 0x00cf9b000000ffff    /* 0x08: code, base 0, 4 GiB, 32-bit, accessed */
+    .quad 0x00cf93000000ffff    /* 0x10: data, base 0, 4 GiB, accessed */
 gdt_end:
 gdt_descriptor:
     .word gdt_end - kernel_gdt - 1
