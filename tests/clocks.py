@@ -3,18 +3,14 @@
 :class:`ManualClock` is a deterministic implementation of
 ``devices.bus.Clock``: time moves only when a test calls :meth:`advance`,
 and timers fire in deadline order at their exact deadlines, on the calling
-thread.  :class:`HostClock` is a real one: ``time.monotonic_ns`` and a
-timer thread, for tests that measure behaviour against host time.
+thread (tests that need host time use the machine's own ``vm.core.Core``).
 :class:`RecordingIrq` is an ``IrqLine`` that remembers its level and counts
 rising edges, so a device's interrupt output can be observed without a PIC.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import threading
-import time
 from collections.abc import Callable
 
 
@@ -65,71 +61,6 @@ class ManualClock:
 
     def advance_to(self, when_ns: int) -> None:
         self.advance(max(0, when_ns - self._now))
-
-
-class _HostTimer:
-    def __init__(self, clock: HostClock, callback: Callable[[], None]) -> None:
-        self._clock = clock
-        self.callback = callback
-        self.generation = 0
-
-    def start_ns(self, deadline_ns: int) -> None:
-        self._clock._arm(self, int(deadline_ns))
-
-    def cancel(self) -> None:
-        self._clock._arm(self, None)
-
-
-class HostClock:
-    """Monotonic host time; timer callbacks run on one background thread
-    (standing in for the machine's main loop).  Call :meth:`close`."""
-
-    def __init__(self) -> None:
-        self._cv = threading.Condition()
-        self._heap: list[tuple[int, int, int, _HostTimer]] = []
-        self._seq = itertools.count()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="test-host-clock", daemon=True)
-        self._thread.start()
-
-    def now_ns(self) -> int:
-        return time.monotonic_ns()
-
-    def new_timer(self, callback: Callable[[], None]) -> _HostTimer:
-        return _HostTimer(self, callback)
-
-    def _arm(self, timer: _HostTimer, deadline: int | None) -> None:
-        with self._cv:
-            timer.generation += 1
-            if deadline is not None:
-                heapq.heappush(self._heap, (deadline, next(self._seq), timer.generation, timer))
-            self._cv.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                while True:
-                    if self._closed:
-                        return
-                    # Drop entries superseded by a re-arm or cancel.
-                    while self._heap and self._heap[0][2] != self._heap[0][3].generation:
-                        heapq.heappop(self._heap)
-                    if not self._heap:
-                        self._cv.wait()
-                        continue
-                    wait = (self._heap[0][0] - time.monotonic_ns()) / 1e9
-                    if wait <= 0:
-                        break
-                    self._cv.wait(wait)
-                _, _, _, timer = heapq.heappop(self._heap)
-                timer.generation += 1
-            timer.callback()
-
-    def close(self) -> None:
-        with self._cv:
-            self._closed = True
-            self._cv.notify()
-        self._thread.join(timeout=5)
 
 
 class RecordingIrq:

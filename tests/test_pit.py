@@ -1,17 +1,20 @@
 """8254 PIT and port 0x61, driven through ports 0x40-0x43/0x61.
 
 Most tests run on a ManualClock so every count and edge is exact; two run
-against the host clock to check the real-time rate."""
+on the machine's real event loop (vm.core.Core, host time) to check the
+real-time rate."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 
 from devices.bus import IOPortSpace
 from devices.pit import PIT, PIT_FREQ, ticks_to_ns
-from tests.clocks import HostClock, ManualClock, RecordingIrq
+from tests.clocks import ManualClock, RecordingIrq
+from vm.core import Core
 
 
 class Board:
@@ -245,12 +248,14 @@ def test_bad_input_is_harmless(b: Board) -> None:
 
 @pytest.fixture
 def host() -> Board:
-    clock = HostClock()
-    board = Board(clock)
+    core = Core()
+    board = Board(core)
+    loop = threading.Thread(target=core.run, name="test-core")
+    loop.start()
     yield board
-    board.pit.reset()
-    board.out(0x43, 0x30)  # channel 0 waits for a count: no more timers
-    clock.close()
+    core.stop()
+    loop.join(5)
+    core.close()
 
 
 def test_host_time_irq0_rate(host: Board) -> None:
