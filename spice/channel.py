@@ -19,6 +19,7 @@ What spice-server's RedChannelClient does, in one place:
 from __future__ import annotations
 
 import fcntl
+import itertools
 import logging
 import random
 import socket
@@ -335,7 +336,9 @@ class ChannelClient:
                 try:
                     self._send_any(item)
                 finally:
-                    if item not in self._sent_items:
+                    # send_message(..., item) keeps the item until its bytes
+                    # have left; anything else is done with now
+                    if not self._sent_items or self._sent_items[-1] is not item:
                         item.release()
         if self.connected:
             self._update_watch()
@@ -391,7 +394,7 @@ class ChannelClient:
 
     def _flush(self) -> None:
         while self._out:
-            bufs = list(self._out)[:64]
+            bufs = list(itertools.islice(self._out, 64))
             try:
                 n = self.sock.sendmsg(bufs)
             except (BlockingIOError, InterruptedError):
