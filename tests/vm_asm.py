@@ -98,6 +98,10 @@ gdtdesc:
 # (attribute 0x8E = ring-0 interrupt gate, 0x8F = trap gate, 0xEE = DPL-3
 # interrupt gate, 0x0E = not present).
 PM32_LIBRARY = """
+    # a body that falls off its end (or runs on after its exit port write,
+    # to the end of the translation block) stops here
+1:  hlt
+    jmp 1b
 set_gate:
     lea idt(,%eax,8), %edi
     mov %bx, (%edi)

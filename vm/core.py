@@ -12,10 +12,12 @@ watch, are also safe from any thread.  A pipe wakes the loop when something
 posted from elsewhere needs it sooner than its current sleep.
 
 Timing: the loop sleeps in ``selector.select``; on Linux that is epoll, whose
-timeout has millisecond granularity (rounded up), so a timer fires between
-its deadline and about a millisecond after it.  Device models compute their
-state from ``now_ns`` and catch up, so lateness shifts interrupts without
-losing them.
+timeout has millisecond granularity (rounded up).  A device like the PIT
+drops a tick that fires a whole period late, so for the last two
+milliseconds before a deadline the loop checks its fds without waiting and
+then sleeps with ``time.sleep`` (nanosecond clock): timers fire within
+about 0.1 ms of their deadline.  While it naps, work posted from another
+thread waits for the end of the nap (at most 2 ms).
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ from collections.abc import Callable
 from spice.interfaces import ChannelEvent, ChannelEventInfo, WatchEvent
 
 log = logging.getLogger(__name__)
+
+# Below this many seconds to the next timer the loop sleeps precisely
+# instead of in epoll (whose timeout has millisecond granularity).
+_NAP_BELOW = 0.002
 
 _SELECT_TO_WATCH = {selectors.EVENT_READ: WatchEvent.READ, selectors.EVENT_WRITE: WatchEvent.WRITE}
 
@@ -268,7 +274,17 @@ class Core:
                     deadline = first
         timeout = None if deadline is None else max(0.0, (deadline - self.now_ns()) / 1e9)
         try:
-            ready = self._selector.select(timeout)
+            if timeout is not None and timeout < _NAP_BELOW:
+                # epoll's timeout is whole milliseconds, rounded up: for the
+                # last stretch look at the fds without waiting, then sleep
+                # precisely (clock_nanosleep) unless something is ready.
+                ready = self._selector.select(0)
+                if not ready:
+                    time.sleep(timeout)
+            else:
+                if timeout is not None:
+                    timeout -= _NAP_BELOW / 2  # wake early; the nap above does the rest
+                ready = self._selector.select(timeout)
         finally:
             self._sleeping = False
         for key, mask in ready:

@@ -12,9 +12,11 @@ and ``int n`` reach :class:`vm.interrupts.InterruptDelivery` through
 External interrupts
 -------------------
 The interrupt controller's INTR output calls :meth:`CPU.kick` (any
-thread).  ``kick`` calls ``uc.emu_stop()``, which Unicorn honours at the
-next translation-block boundary (an instruction boundary: EIP is exact).
-The vCPU thread then asks the controller (``has_interrupt``), and if
+thread).  ``kick`` arms :class:`vm.blockstop.BlockStop`, which ends
+``emu_start`` at the start of the next translation block (an instruction
+boundary: EIP is exact; see that module for why ``uc.emu_stop()`` from
+another thread cannot be used).  The vCPU thread then asks the controller
+(``has_interrupt``), and if
 EFLAGS.IF is set and the one-instruction interrupt shadow after ``sti`` /
 ``mov ss`` is not active, runs the INTA cycle (``acknowledge``) and
 delivers the vector through the IVT or IDT.
@@ -22,17 +24,16 @@ delivers the vector through the IVT or IDT.
 When an interrupt is pending but the guest cannot take it (IF=0 or the
 shadow), we do not hook ``sti``/``popf``/``iret``: a small poller thread
 stops the engine every ``poll_interval`` seconds (0.5 ms) while that lasts,
-and the vCPU re-checks.  The same poller closes the one race ``emu_stop``
-has: a stop requested just before ``emu_start`` resets Unicorn's stop flag
-is lost, so every kick that finds the engine running also arms one re-kick.
+and the vCPU re-checks.  A stop armed while the engine is not running
+stays armed, so no kick is lost: the next ``emu_start`` returns at once.
 
 ``hlt``
 -------
 Unicorn ends ``emu_start`` at ``hlt`` with EIP after it and no error.  An
-``emu_start`` that returns without anyone having asked it to stop is
-therefore a ``hlt``; when a stop request and a ``hlt`` coincide we look at
-the byte before EIP.  A halted vCPU blocks on an Event until ``kick``
-(no host CPU used while the guest idles).
+``emu_start`` that returns without an error and without our block hook
+having stopped it (the hook counts its stops) is therefore a ``hlt``.  A
+halted vCPU blocks on an Event until ``kick`` (no host CPU used while the
+guest idles).
 
 Unicorn facts (2.1) established for this module
 -----------------------------------------------
@@ -49,9 +50,11 @@ Unicorn facts (2.1) established for this module
   clear PE: the hidden base survives, as on a real CPU after reset.
 * Exits are disabled via ``ctl_exits_enabled(True)`` with an empty exit
   set, so no address stops emulation (``until`` is ignored).
-* ``emu_stop`` from another thread is safe (it sets a flag and
-  ``cpu_exit``); called from an I/O hook, the rest of the current
-  translation block still runs.
+* ``emu_stop`` is only exact at a block start: Unicorn checks for a stop
+  after every load and store and then rewinds EIP to the block start,
+  re-running the instructions before it (vm/blockstop.py).  A stop
+  requested from an I/O hook therefore takes effect at the next block
+  start; the rest of the current block runs first.
 * EIP read inside an IN/OUT hook is the start of the translation block, not
   the I/O instruction.
 * On UC_ERR_*_UNMAPPED errors EIP may also be the start of the block.
@@ -86,6 +89,7 @@ from unicorn import (
 from unicorn import x86_const as X
 
 from devices.bus import IOPortSpace
+from vm.blockstop import BlockStop
 from vm.interrupts import (
     HAS_ERROR_CODE,
     SETS_OLD_EXCEPTION,
@@ -95,7 +99,7 @@ from vm.interrupts import (
     exception_name,
 )
 from vm.memory import GuestMemory
-from vm.x86state import R_CS, format_registers, layout, snapshot
+from vm.x86state import format_registers, layout, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +173,7 @@ class CPU:
         self._req_lock = threading.Lock()
         self._wake = threading.Event()
         self._in_emu = False
-        self._exit_requested = False  # we asked the running emu_start to stop
+        self._stopper = BlockStop(self.uc)
         self._halted = False
         self._poll_armed = False
         self._poll_cv = threading.Condition()
@@ -374,7 +378,6 @@ class CPU:
 
     def _emulate(self) -> None:
         self._in_emu = True
-        self._exit_requested = False
         intc = self.interrupt_controller
         if intc is not None and intc.has_interrupt():
             self._arm_poll()  # pending but masked by IF=0 or the sti shadow
@@ -382,31 +385,20 @@ class CPU:
             self._in_emu = False
             return
         self.stats["emu_starts"] += 1
+        stops = self._stopper.stops
         try:
             self.uc.emu_start(self.uc.reg_read(X.UC_X86_REG_EIP), 0)
         except UcError as exc:
-            self._in_emu = False
             self._cpu_error(exc)
             return
         finally:
             self._in_emu = False
             self._poll_armed = False
-        if not self._exit_requested:
-            self._halted = True
-        else:
-            self._halted = self._after_hlt()
-
-    def _after_hlt(self) -> bool:
-        """A stop was requested; did a ``hlt`` end the block as well?"""
-        if not self.uc.reg_read(X.UC_X86_REG_EFLAGS) & EFLAGS_IF:
-            return False  # resuming re-executes a "cli; hlt" loop harmlessly
-        try:
-            eip = self.uc.reg_read(X.UC_X86_REG_EIP)
-            linear = snapshot(self.uc).segment(R_CS).base + eip - 1
-            phys = self._delivery.translate(linear, write=False, user=False)
-            return self.memory.read(phys, 1) == b"\xf4"
-        except Exception:
-            return False
+            # A kick that came too late to stop this run has already set
+            # the state it is about; the loop looks at that next.
+            self._stopper.disarm()
+        # emu_start ends without an error only by our stop or at hlt.
+        self._halted = self._stopper.stops == stops
 
     # ============================================================ the poller
     def _arm_poll(self) -> None:
@@ -425,12 +417,10 @@ class CPU:
                 self._interrupt_emu()
 
     def _interrupt_emu(self) -> None:
-        """Make a running (or about to run) ``emu_start`` return."""
+        """Make a running (or the next) ``emu_start`` return at a block
+        start (any thread; callers set their own state first)."""
+        self._stopper.arm()
         self._wake.set()
-        self._exit_requested = True
-        self.uc.emu_stop()
-        if self._in_emu:
-            self._arm_poll()  # in case the stop raced with emu_start's start
 
     # ================================================================ hooks
     # A stop requested from a hook takes effect at the end of the current
@@ -461,13 +451,12 @@ class CPU:
 
     def _on_intr(self, uc: Uc, vector: int, _ud: object) -> None:
         if self._stop is not None:
-            self.uc.emu_stop()
+            self._interrupt_emu()
             return
         if vector >= 256:
             self._set_stop(CPUStop(StopReason.CPU_ERROR,
                                    message=f"unexpected CPU event {vector:#x}",
                                    registers=self._dump()))
-            self.uc.emu_stop()
             return
         self.stats["exceptions"] += 1
         snap = snapshot(uc)

@@ -315,5 +315,7 @@ class GuestMemory:
         name = region.name if region is not None else "?"
         if name not in self._rom_write_logged:
             self._rom_write_logged.add(name)
-            log.warning("guest bug: write to read-only %s at %#x; it stays until reset", name, addr)
+            # Often the CPU itself setting a descriptor's accessed bit in a
+            # GDT kept in ROM, which real ROM would silently drop.
+            log.info("write to read-only %s at %#x; it stays until reset", name, addr)
         return True
