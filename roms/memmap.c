@@ -6,9 +6,11 @@
 #define GiB4 0x100000000ull
 #define E820_RAM 1
 
-/* Above this, fw_cfg RAM_SIZE is split: the rest is mapped at 4 GiB (the
- * PCI window needs the space below). */
-#define LOW_RAM_MAX PCI_MEM_WINDOW_MIN
+/* QEMU's pc split (hw/i386/pc_piix.c): RAM of 3.5 GiB or more is 3 GiB
+ * below 4 GiB plus the rest at 4 GiB; smaller RAM is all below. */
+#define SPLIT_THRESHOLD 0xe0000000u
+#define LOW_WHEN_SPLIT 0xc0000000u
+#define LOW_RAM_MAX 0xe0000000u /* never trust more below 4 GiB than this */
 
 static void from_e820(struct ram_layout *ram, uint16_t key, uint32_t size)
 {
@@ -57,7 +59,7 @@ void ram_detect(struct ram_layout *ram)
     if (!ram->low_end && fwcfg_present()) {
         uint64_t total = fwcfg_read64(FW_CFG_RAM_SIZE);
         if (total) {
-            ram->low_end = total > LOW_RAM_MAX ? LOW_RAM_MAX : (uint32_t)total;
+            ram->low_end = total >= SPLIT_THRESHOLD ? LOW_WHEN_SPLIT : (uint32_t)total;
             ram->high_size = total - ram->low_end;
             ram->source = "fw_cfg RAM_SIZE";
         }

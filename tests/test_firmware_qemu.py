@@ -257,3 +257,23 @@ def test_bios_loads_aout_kludge_kernel(built: dict[str, Path], tmp_path: Path) -
     assert re.search(r"^bios: kernel: a.out-kludge image 0x00200000-0x00200[0-9a-f]{3} "
                      r"from file offset 0x0, bss to 0x00201[0-9a-f]{3}$", run.out, re.M), run.out
     assert run.rc == EXIT_PASSED
+
+
+@pytest.mark.parametrize("vram64_mb", [512, 2048])
+def test_bios_places_64bit_bar(built: dict[str, Path], vram64_mb: int) -> None:
+    """A 64-bit BAR stays below 4 GiB while everything fits in the window,
+    and moves above 4 GiB when it does not."""
+    run = run_qemu(["-bios", BIOS, "-kernel", HELLO, "-nic", "none",
+                    *[a if a != "qxl" else "none" for a in QEMU_ARGS],
+                    "-device", f"qxl-vga,vram64_size_mb={vram64_mb}"])
+    assert_all_passed(parse_tap(run.out), run)
+    bios_and_kernel_agree(run.out)
+    qxl = next(d for d in parse_pci(run.out).values() if d.ident == "1b36:0100")
+    kind, addr, size = qxl.bars["bar4"]
+    assert (kind, size) == ("mem64 pref", vram64_mb << 20)
+    assert addr % size == 0
+    if vram64_mb == 512:
+        assert 0xC0000000 <= addr and addr + size <= 0xFEC00000
+    else:
+        assert addr >= 1 << 32
+        assert "bios: 64-bit BARs placed above 4 GiB" in run.lines
