@@ -48,6 +48,8 @@ WIDE_CLIENT_ACK_WINDOW = 40
 PING_IDLE_MS = 100
 PING_TIMEOUT_MS = 15_000
 PING_LONG_TIMEOUT_MS = 5 * 60_000
+STALL_TIMEOUT_S = 0.2  # over the pipe limit with nothing written for this long
+BEHIND_TIMEOUT_S = 1.0  # over the pipe limit continuously for this long
 SEND_BATCH_BYTES = 256 * 1024  # marshal ahead at most this much per flush
 RECV_CHUNK = 64 * 1024
 _PING = struct.Struct("<IQ")
@@ -141,6 +143,8 @@ class ChannelClient:
         self._received_bytes = False
         self._sent_bytes = False
         self._block_read = False
+        self.last_progress = time.monotonic()
+        self._over_since: float | None = None
         self.sock.setblocking(False)
         try:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -318,6 +322,22 @@ class ChannelClient:
         """The socket did not take everything marshalled so far."""
         return self._out_bytes > 0
 
+    def is_behind(self, now: float, limit: int) -> bool:
+        """Whether a pipe over ``limit`` items means this client cannot keep
+        up: nothing written for STALL_TIMEOUT_S, or over the limit without a
+        break for BEHIND_TIMEOUT_S."""
+        if len(self.pipe) <= limit:
+            self._over_since = None
+            return False
+        if self._over_since is None:
+            self._over_since = now
+        stalled = (self.blocked or self.waiting_for_ack()) and \
+            now - self.last_progress >= STALL_TIMEOUT_S
+        if stalled or now - self._over_since >= BEHIND_TIMEOUT_S:
+            self._over_since = None
+            return True
+        return False
+
     def waiting_for_ack(self) -> bool:
         return self.handle_acks and self.messages_window > self.client_window * 2
 
@@ -405,6 +425,7 @@ class ChannelClient:
             if n <= 0:
                 break
             self._sent_bytes = True
+            self.last_progress = time.monotonic()
             self.stats.bytes_out += n
             self._out_bytes -= n
             while n:

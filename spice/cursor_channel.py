@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_PIPE_SIZE = 50
-LAG_TIMEOUT_MS = 200
 _HEADER = struct.Struct("<QBHHHH")
 _POINT16 = struct.Struct("<hh")
 
@@ -98,7 +97,6 @@ class CursorChannelClient(ChannelClient):
         self.configure_bandwidth(low_bandwidth)
         self.cache = LruCache(CURSOR_CACHE_SIZE)
         self.lagging = False
-        self._lag_since: float | None = None
         self.messages_window = 0
         self.push_set_ack()
         self.pipe_add(_InitItem())
@@ -114,19 +112,13 @@ class CursorChannelClient(ChannelClient):
                 self.pipe_add_empty(MsgCursor.INVAL_ALL)
                 self.pipe_add(_InitItem())
             return
-        if len(self.pipe) > MAX_PIPE_SIZE and (self.blocked or self.waiting_for_ack()):
-            if self._lag_since is None:
-                self._lag_since = now
-            elif (now - self._lag_since) * 1000 >= LAG_TIMEOUT_MS:
-                log.info("%s: client is behind: dropping queued cursor updates", self.name)
-                self.lagging = True
-                self._lag_since = None
-                items = list(self.pipe)
-                self.pipe.clear()
-                for it in items:
-                    it.release()
-        else:
-            self._lag_since = None
+        if self.is_behind(now, MAX_PIPE_SIZE):
+            log.info("%s: client is behind: dropping queued cursor updates", self.name)
+            self.lagging = True
+            items = list(self.pipe)
+            self.pipe.clear()
+            for it in items:
+                it.release()
 
     def _put_cursor(self, root, ref: CursorRef | None) -> None:
         """SpiceCursor: flags, header unless NONE, then the shape bytes at the

@@ -7,8 +7,9 @@ create, a DRAW_COPY of its pixels, monitors config, MARK) and live
 drawables follow.
 
 A client that stops reading cannot hold the guest back for long: when its
-pipe stays over :data:`MAX_PIPE_SIZE` while its socket is full for
-:data:`LAG_TIMEOUT_MS`, it is switched to catch-up mode.  Its queued
+pipe is over :data:`MAX_PIPE_SIZE` and nothing could be written to it for
+200 ms, or its pipe stayed over the limit for a whole second, it is
+switched to catch-up mode.  Its queued
 drawings are dropped (their areas remembered as dirty) and new drawables
 only extend the dirty areas; once the socket drains, the client gets the
 surfaces' current pixels for those areas and rejoins the live stream.
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_PIPE_SIZE = 50  # the worker stops pulling commands above this
-LAG_TIMEOUT_MS = 200
 RECEIVE_LIMIT = 1024  # CHANNEL_RECEIVE_BUF_SIZE
 _DESC = struct.Struct("<QBBII")
 _BITMAP = struct.Struct("<BBIII")
@@ -146,7 +146,6 @@ class DisplayChannelClient(ChannelClient):
         self.client_surfaces: dict[int, int] = {}  # id -> generation, as queued
         self.lagging = False
         self.lag_dirty: dict[int, list[int]] = {}  # id -> [top, left, bottom, right]
-        self._lag_since: float | None = None
         # per-message cache bookkeeping
         self._free_list: list[tuple[int, list[int]]] = []
         self._touched: list[int] = []
@@ -230,19 +229,13 @@ class DisplayChannelClient(ChannelClient):
             if not self.pipe and not self.blocked and not self.waiting_for_ack():
                 self.dc.catch_up(self)
             return
-        if len(self.pipe) > MAX_PIPE_SIZE and (self.blocked or self.waiting_for_ack()):
-            if self._lag_since is None:
-                self._lag_since = now
-            elif (now - self._lag_since) * 1000 >= LAG_TIMEOUT_MS:
-                self._enter_lag()
-        else:
-            self._lag_since = None
+        if self.active and self.is_behind(now, MAX_PIPE_SIZE):
+            self.enter_lag()
 
-    def _enter_lag(self) -> None:
+    def enter_lag(self) -> None:
         log.info("%s: client is behind (%d queued): switching to catch-up", self.name,
                  len(self.pipe))
         self.lagging = True
-        self._lag_since = None
         kept: list[PipeItem] = []
         for it in self.pipe:
             if isinstance(it, DrawPipeItem):

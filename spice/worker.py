@@ -196,12 +196,10 @@ class RedWorker:
         self.cursor.push_all(now)
 
     def _force_catch_up(self) -> None:
-        now = time.monotonic()
         for dcc in self.display.clients:
             dcc.push()
             if len(dcc.pipe) > MAX_PIPE_SIZE * 4 and dcc.counts_for_flow:
-                dcc._lag_since = now - 1.0
-                dcc.check_lag(now)
+                dcc.enter_lag()
 
     # -- requests from the device (run on the worker thread) -----------------------------
 
