@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from spice import qxl
+from spice.canvas import fastpaths, raster
 from spice.canvas import pixman as px
-from spice.canvas import raster
 from spice.canvas import region as rg
 from spice.canvas.pixfmt import (
+    PF_A1,
+    PF_A8,
     PF_A8R8G8B8,
     PF_BPP,
     PF_X8R8G8B8,
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 
 _NO_T = np.zeros(6, np.int64)
 _NO_DATA = np.zeros(1, np.uint32)
+_NO_COV = np.zeros(1, np.uint8)
 
 
 @dataclass(slots=True)
@@ -190,6 +193,68 @@ def _raw_copy_path(pic: Picture, dest_fmt: int, cover: tuple[bool, bool, bool]) 
     return covered or (t[0] > 0 and pic.repeat != px.REPEAT_REFLECT)
 
 
+def _coverage(pic: Picture) -> tuple[np.ndarray, int, int] | None:
+    """An untransformed a1/a8 mask as (uint8 coverage, top, stride)."""
+    if (pic.kind != px.KIND_BITS or pic.transform is not None or pic.component_alpha
+            or pic.repeat != px.REPEAT_NONE or pic.pix.fmt not in (PF_A1, PF_A8)):
+        return None
+    pix = pic.pix
+    if pix.fmt == PF_A8:
+        return pix.data, pix.top, pix.stride
+    rows = np.lib.stride_tricks.as_strided(
+        pix.data[pix.top:], shape=(pix.h, (pix.w + 7) // 8), strides=(pix.stride, 1))
+    bits = np.unpackbits(rows, axis=1, bitorder="little")[:, :pix.w]
+    cov = np.ascontiguousarray(bits * np.uint8(255)).reshape(-1)
+    return cov, 0, pix.w
+
+
+def _scale_only(pic: Picture) -> tuple[int, int, int, int] | None:
+    """(x scale, x offset, y scale, y offset) of an untransformed or
+    scale + translate picture, else None."""
+    if pic.transform is None:
+        return 1 << 16, 0, 1 << 16, 0
+    t = [_s32(v) for v in pic.transform]
+    if t[1] != 0 or t[3] != 0:
+        return None
+    return t[0], t[2], t[4], t[5]
+
+
+def _fast(op: int, src: Picture, mask: Picture | None, dest: Pix, boxes: np.ndarray,
+          sdx: int, sdy: int, mdx: int, mdy: int, raw_src: bool) -> bool:
+    """Run a SRC/OVER into a 32-bit destination through a specialised kernel
+    when it is one of the common shapes; False when it is not."""
+    mask_alpha = -1
+    cov, ctop, cstride = _NO_COV, 0, 0
+    if mask is not None:
+        if op == px.OP_SRC:
+            return False
+        if mask.kind == px.KIND_SOLID:
+            mask_alpha = mask.color >> 24
+        else:
+            c = _coverage(mask)
+            if c is None:
+                return False
+            cov, ctop, cstride = c
+    if src.kind == px.KIND_SOLID:
+        if op != px.OP_OVER or src.color >> 24 != 0xFF or cstride == 0:
+            return False
+        fastpaths.solid_over_kernel(boxes, dest.data, dest.top, dest.stride, src.color,
+                                    cov, ctop, cstride, mdx, mdy)
+        return True
+    if src.kind != px.KIND_BITS or src.pix.fmt not in (PF_A8R8G8B8, PF_X8R8G8B8):
+        return False
+    axes = _scale_only(src)
+    if axes is None:
+        return False
+    sp = src.pix
+    force_alpha = sp.fmt == PF_X8R8G8B8 and not raw_src
+    fastpaths.scaled_kernel(op, boxes, dest.data, dest.top, dest.stride,
+                            sp.data, sp.top, sp.stride, sp.w, sp.h, force_alpha, src.repeat,
+                            src.filter == px.FILTER_BILINEAR, axes[0], axes[1], axes[2],
+                            axes[3], sdx, sdy, mask_alpha, cov, ctop, cstride, mdx, mdy)
+    return True
+
+
 def composite(op: int, src: Picture, mask: Picture | None, dest: Pix, region: np.ndarray,
               src_x: int, src_y: int, mask_x: int, mask_y: int, dest_x: int, dest_y: int,
               width: int, height: int) -> None:
@@ -233,6 +298,10 @@ def composite(op: int, src: Picture, mask: Picture | None, dest: Pix, region: np
         else:
             raster.tile_rects(dest.data, dest.top, dest.stride, boxes, sp.data, sp.top,
                               sp.stride, sp.w, sp.h, -sdx, -sdy, raster.ROP_COPY)
+        return
+    if PF_BPP[dest.fmt] == 32 and eff in (px.OP_SRC, px.OP_OVER) and _fast(
+            eff, src, mask, dest, boxes, sdx, sdy, mask_x - dest_x, mask_y - dest_y,
+            eff == px.OP_SRC and _raw_copy_path(src, dest.fmt, scover)):
         return
     raw_dst = PF_BPP[dest.fmt] == 32 and (dest.fmt == PF_A8R8G8B8 or eff in _LOCALIZED)
     raw_src = eff == px.OP_SRC and mask is None and PF_BPP[dest.fmt] == 32 \

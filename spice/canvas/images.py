@@ -140,12 +140,34 @@ def _bitmap_direct(image: qxl.BitmapImage, fmt: int, canvas_pf: int) -> Pix:
     return out
 
 
-def bitmap_to_pix(image: qxl.BitmapImage, fmt: int, canvas_pf: int) -> Pix:
-    """spice_bitmap_convert_to_pixman: the bitmap as an image of ``fmt``."""
+def _bitmap_view(image: qxl.BitmapImage, fmt: int) -> Pix | None:
+    """A 32-bit bitmap used in place (no conversion needed, rows 4-aligned)."""
+    data = np.asarray(image.data).reshape(-1)
+    need = image.y * image.stride
+    if (data.dtype != np.uint8 or image.stride % 4 or data.size < need
+            or data.ctypes.data % 4 or not data.flags.c_contiguous):
+        return None
+    words = data[:need].view(np.uint32)
+    estride = image.stride // 4
+    if image.top_down:
+        return Pix(fmt, image.x, image.y, words, 0, estride)
+    return Pix(fmt, image.x, image.y, words, (image.y - 1) * estride, -estride)
+
+
+def bitmap_to_pix(image: qxl.BitmapImage, fmt: int, canvas_pf: int,
+                  allow_view: bool = False) -> Pix:
+    """spice_bitmap_convert_to_pixman: the bitmap as an image of ``fmt``.
+    With ``allow_view`` a 32-bit bitmap that needs no conversion is used in
+    place instead of copied (the caller neither keeps nor modifies it)."""
     if image.x <= 0 or image.y <= 0:
         raise ImageError("zero-sized bitmap")
     native = native_format(image.format, canvas_pf)
     if native == fmt or (native == PF_A8R8G8B8 and fmt == PF_X8R8G8B8):
+        if allow_view and image.format in (qxl.SPICE_BITMAP_FMT_32BIT,
+                                           qxl.SPICE_BITMAP_FMT_RGBA):
+            view = _bitmap_view(image, fmt)
+            if view is not None:
+                return view
         return _bitmap_direct(image, fmt, canvas_pf)
     return convert(_bitmap_direct(image, native, canvas_pf), fmt)
 
@@ -188,13 +210,13 @@ def _or_alpha(data, top, stride, w, h):
             data[o + x] = np.int64(data[o + x]) | 0xFF000000
 
 
-def _decode(image: qxl.Image, want_original: bool, canvas_pf: int) -> Pix:
+def _decode(image: qxl.Image, want_original: bool, canvas_pf: int, allow_view: bool) -> Pix:
     if isinstance(image, qxl.BitmapImage):
         if want_original:
             fmt = native_format(image.format, canvas_pf)
         else:
             fmt = target_format(canvas_pf, image.format == qxl.SPICE_BITMAP_FMT_RGBA)
-        return bitmap_to_pix(image, fmt, canvas_pf)
+        return bitmap_to_pix(image, fmt, canvas_pf, allow_view)
     if isinstance(image, qxl.QuicImage):
         return _decode_quic(image, want_original, canvas_pf)
     raise ImageError(f"image type {image.descriptor.type} cannot be decoded")
@@ -228,9 +250,12 @@ def _decode_quic(image: qxl.QuicImage, want_original: bool, canvas_pf: int) -> P
 
 
 def get_image(image: qxl.Image, want_original: bool, canvas_pf: int,
-              cache: ImageCache | None, from_cache: bool) -> Pix:
+              cache: ImageCache | None, from_cache: bool,
+              dest: np.ndarray | None = None) -> Pix:
     """canvas_get_image_internal for a non-surface image.  ``from_cache``
-    says the server's cache held this id when the drawable was taken in."""
+    says the server's cache held this id when the drawable was taken in;
+    ``dest`` is the memory being drawn into (a bitmap overlapping it is
+    copied first, as the reference always does)."""
     d = image.descriptor
     cache_me = bool(d.flags & qxl.QXL_IMAGE_CACHE) and not from_cache
     if from_cache:
@@ -238,8 +263,12 @@ def get_image(image: qxl.Image, want_original: bool, canvas_pf: int,
             raise ImageError("cached image without a cache")
         pix = cache.get(d.id)
     else:
-        pix = _decode(image, want_original or cache_me, canvas_pf)
-        if d.flags & qxl.QXL_IMAGE_HIGH_BITS_SET and pix.fmt == PF_X8R8G8B8:
+        high_bits = bool(d.flags & qxl.QXL_IMAGE_HIGH_BITS_SET)
+        view_ok = not cache_me and not high_bits and not (
+            dest is not None and isinstance(image, qxl.BitmapImage)
+            and np.may_share_memory(np.asarray(image.data), dest))
+        pix = _decode(image, want_original or cache_me, canvas_pf, view_ok)
+        if high_bits and pix.fmt == PF_X8R8G8B8:
             _or_alpha(pix.data, pix.top, pix.stride, pix.w, pix.h)
         if cache_me and cache is not None:
             cache.put(d.id, pix)

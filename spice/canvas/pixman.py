@@ -48,20 +48,20 @@ KIND_SOLID = 1
 KIND_BITS = 2
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def mul8(a, b):
     t = a * b + 0x80
     return ((t >> 8) + t) >> 8
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def mul_un8(x, a):
     """Each channel of x times the 8-bit value a."""
     return ((mul8((x >> 24) & 0xFF, a) << 24) | (mul8((x >> 16) & 0xFF, a) << 16)
             | (mul8((x >> 8) & 0xFF, a) << 8) | mul8(x & 0xFF, a))
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def mul_un8x4(x, a):
     """Each channel of x times the same channel of a."""
     return ((mul8((x >> 24) & 0xFF, (a >> 24) & 0xFF) << 24)
@@ -70,19 +70,17 @@ def mul_un8x4(x, a):
             | mul8(x & 0xFF, a & 0xFF))
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def add_un8x4(x, y):
     """Per-channel saturating sum."""
-    r = np.int64(0)
-    for sh in (0, 8, 16, 24):
-        c = ((x >> sh) & 0xFF) + ((y >> sh) & 0xFF)
-        if c > 255:
-            c = 255
-        r |= c << sh
-    return r
+    b = min((x & 0xFF) + (y & 0xFF), 255)
+    g = min(((x >> 8) & 0xFF) + ((y >> 8) & 0xFF), 255)
+    r = min(((x >> 16) & 0xFF) + ((y >> 16) & 0xFF), 255)
+    a = min(((x >> 24) & 0xFF) + ((y >> 24) & 0xFF), 255)
+    return (a << 24) | (r << 16) | (g << 8) | b
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _replicate(a):
     return a | (a << 8) | (a << 16) | (a << 24)
 
@@ -186,7 +184,7 @@ def combine_ca(op, s, d, m):
     return add_un8x4(mul_un8x4(d, full ^ m), mul_un8(s, 255 - da))  # XOR
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _repeat(mode, c, size):
     if mode == 1:
         c = c % size
@@ -202,7 +200,7 @@ def _repeat(mode, c, size):
     return c
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _fetch(data, top, stride, w, h, fmt, raw, repeat, x, y):
     if repeat == 0:
         if x < 0 or x >= w or y < 0 or y >= h:
@@ -216,21 +214,23 @@ def _fetch(data, top, stride, w, h, fmt, raw, repeat, x, y):
     return v
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _bilinear(tl, tr, bl, br, distx, disty):
     wtl = (128 - distx) * (128 - disty)
     wtr = distx * (128 - disty)
     wbl = (128 - distx) * disty
     wbr = distx * disty
-    r = np.int64(0)
-    for sh in (0, 8, 16, 24):
-        c = (((tl >> sh) & 0xFF) * wtl + ((tr >> sh) & 0xFF) * wtr
-             + ((bl >> sh) & 0xFF) * wbl + ((br >> sh) & 0xFF) * wbr)
-        r |= (c >> 14) << sh
-    return r
+    b = ((tl & 0xFF) * wtl + (tr & 0xFF) * wtr + (bl & 0xFF) * wbl + (br & 0xFF) * wbr) >> 14
+    g = (((tl >> 8) & 0xFF) * wtl + ((tr >> 8) & 0xFF) * wtr
+         + ((bl >> 8) & 0xFF) * wbl + ((br >> 8) & 0xFF) * wbr) >> 14
+    r = (((tl >> 16) & 0xFF) * wtl + ((tr >> 16) & 0xFF) * wtr
+         + ((bl >> 16) & 0xFF) * wbl + ((br >> 16) & 0xFF) * wbr) >> 14
+    a = (((tl >> 24) & 0xFF) * wtl + ((tr >> 24) & 0xFF) * wtr
+         + ((bl >> 24) & 0xFF) * wbl + ((br >> 24) & 0xFF) * wbr) >> 14
+    return (a << 24) | (r << 16) | (g << 8) | b
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def sample(data, top, stride, w, h, fmt, raw, repeat, filt, t, has_t, u, v):
     """The source value for destination-space pixel (u, v) of the picture."""
     if not has_t:

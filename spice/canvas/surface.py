@@ -33,6 +33,7 @@ class DrawContext:
 
     surfaces: Callable[[int], SurfaceCanvas | None]
     cache: ImageCache | None
+    dest: np.ndarray | None = None  # the memory being drawn into
     cached: set[int] = field(default_factory=set)  # id() of images taken from the cache
 
     def localize(self, image: qxl.Image | None) -> None:
@@ -54,7 +55,8 @@ class DrawContext:
         """canvas_get_image for anything that is not a live surface."""
         if isinstance(image, qxl.SurfaceImage) and not self.from_cache(image):
             raise ImageError(f"surface {image.surface_id} does not exist")
-        return get_image(image, want_original, canvas_pf, self.cache, self.from_cache(image))
+        return get_image(image, want_original, canvas_pf, self.cache, self.from_cache(image),
+                         self.dest)
 
     def source(self, image: qxl.Image, want_original: bool, canvas_pf: int) -> Pix:
         """A live surface's own image, else the decoded image."""
@@ -133,24 +135,28 @@ class SurfaceCanvas:
         bpp = PF_BPP[pf]
         if abs(stride) * 8 < width * bpp:
             raise ValueError(f"stride {stride} too small for {width} pixels of {bpp} bits")
-        itemsize = np.dtype(PF_DTYPE[pf]).itemsize
-        if stride % itemsize:
-            raise ValueError(f"stride {stride} is not a whole number of pixels")
         block = np.asarray(data)
         if block.dtype != np.uint8 or block.ndim != 1:
             raise ValueError("surface data must be a 1-D uint8 array")
         if block.size < height * abs(stride):
             raise ValueError(f"surface data of {block.size} bytes, {height * abs(stride)} needed")
         block = block[:height * abs(stride)]
-        if (block.ctypes.data % itemsize) != 0:
-            raise ValueError("surface data is not aligned to its pixel size")
+        itemsize = np.dtype(PF_DTYPE[pf]).itemsize
+        # The reference cannot build a canvas whose rows are not whole pixels
+        # (pixman wants 4-byte strides); such a surface keeps its memory but
+        # is not drawn into.
+        self.drawable = stride % itemsize == 0 and block.ctypes.data % itemsize == 0
         self.width = width
         self.height = height
         self.stride = stride
         self.format = format
         self.data = block
-        elems = block.view(PF_DTYPE[pf])
-        estride = stride // itemsize
+        if self.drawable:
+            elems = block.view(PF_DTYPE[pf])
+            estride = stride // itemsize
+        else:
+            elems = block
+            estride = stride
         top = 0 if stride > 0 else (height - 1) * -estride
         self.pix = Pix(pf, width, height, elems, top, estride)
         self.region = rg.rect_region(0, 0, width, height)
@@ -165,13 +171,20 @@ class SurfaceCanvas:
         the reference would reject or crash on are logged and skipped."""
         from spice.canvas import draws
 
-        ctx = DrawContext(surfaces, cache)
+        if not self.drawable:
+            log.debug("surface %d: stride %d is not whole pixels, drawable not drawn",
+                      drawable.surface_id, self.stride)
+            return
+        ctx = DrawContext(surfaces, cache, self.data)
         try:
             draws.localize(ctx, drawable)
             draws.dispatch(self, ctx, drawable)
         except (ImageError, DrawError) as exc:
             log.debug("drawable type %d on surface %d not drawn: %s",
                       drawable.type, drawable.surface_id, exc)
+        except Exception:  # a canvas bug must not take the worker down
+            log.exception("canvas failed on drawable type %d, surface %d",
+                          drawable.type, drawable.surface_id)
 
     def read_pixels(self, rect: qxl.Rect) -> np.ndarray:
         """A top-down (h, w) uint32 copy of ``rect`` (clipped to the surface):
@@ -188,6 +201,13 @@ class SurfaceCanvas:
         top, left = max(rect.top, 0), max(rect.left, 0)
         bottom, right = min(rect.bottom, self.height), min(rect.right, self.width)
         h, w = max(bottom - top, 0), max(right - left, 0)
+        if not self.drawable:
+            size = np.dtype(PF_DTYPE[self.pix.fmt]).itemsize
+            out = np.zeros((h, w), PF_DTYPE[self.pix.fmt])
+            for yy in range(h):
+                off = self.pix.top + (top + yy) * self.stride + left * size
+                out[yy] = self.data[off:off + w * size].copy().view(PF_DTYPE[self.pix.fmt])
+            return out
         if self.pix.fmt == PF_A1:
             data, t, s = self.pix.as_bytes()
             out = np.zeros((h, w), np.uint8)
@@ -201,7 +221,7 @@ class SurfaceCanvas:
         """Fill ``rect`` (clipped) with a raw pixel value, as canvas clear does."""
         from spice.canvas import raster
 
-        if self.pix.fmt == PF_A1:
+        if self.pix.fmt == PF_A1 or not self.drawable:
             return
         r = rg.intersect(rg.rect_region(rect.left, rect.top, rect.width, rect.height),
                          self.region)
@@ -216,6 +236,8 @@ class SurfaceCanvas:
         ``clip`` (int32 (n, 4) top, left, bottom, right) if given."""
         from spice.canvas import compose
 
+        if self.pix.fmt == PF_A1 or not self.drawable:
+            return
         src = np.ascontiguousarray(pixels, dtype=np.uint32)
         sh, sw = src.shape
         pix = Pix(1, sw, sh, src.reshape(-1), 0, sw)
