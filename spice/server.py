@@ -170,6 +170,7 @@ class SpiceServer:
         handle = RedQXL(worker)
         worker.start_thread()
         qxl_if.attach_worker(handle)
+        worker.dispatcher.post(worker.h_set_compression_level, self.compression_level())
         self._on_core(lambda: self._announce_channels(worker.index))
         return handle
 
@@ -535,6 +536,14 @@ class SpiceServer:
         if self.agent is None:
             return True
         return self.agent.client_data(mcc, data)
+
+    def compression_level(self) -> int:
+        """What the device shows the guest in its ROM (spice-server's
+        calc_compression_level): 1 only for QUIC images without streaming."""
+        opts = self.options
+        if opts.streaming_video != "off" or opts.image_compression != "quic":
+            return 0
+        return 1
 
     def qxl_ram_hint(self) -> int:
         return self.workers[0].init_info.ram_size if self.workers else 0

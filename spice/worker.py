@@ -285,6 +285,12 @@ class RedWorker:
     def h_reset_memslots(self) -> None:
         self.display.forget_guest_memory()
 
+    def h_set_compression_level(self, level: int) -> None:
+        try:
+            self.qxl.set_compression_level(level)
+        except Exception:
+            log.exception("worker %d: set_compression_level failed", self.index)
+
     def h_set_mouse_mode(self, mode: int) -> None:
         self.cursor.mouse_mode = MouseMode(mode)
 

@@ -40,6 +40,7 @@ class ScriptedQXL:
         self.client_caps: list[tuple[bool, bytes]] = []
         self.monitors_requests: list[object] = []
         self.take_monitors = True
+        self.compression_levels: list[int] = []
         self.info = QXLDevInitInfo(num_surfaces=num_surfaces, ram_size=ram_size)
         self._next_release = 1
 
@@ -97,6 +98,9 @@ class ScriptedQXL:
         if config is not None:
             self.monitors_requests.append(config)
         return self.take_monitors
+
+    def set_compression_level(self, level: int) -> None:
+        self.compression_levels.append(level)
 
     # -- test side --------------------------------------------------------------------
 

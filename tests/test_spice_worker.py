@@ -12,6 +12,7 @@ from spice_client import Session
 from spice_harness import Harness, bitmap32, copy_cmd, fill_cmd, primary_create, surface_cmd
 
 from spice import qxl
+from spice.options import SpiceOptions
 from spice.protocol import ChannelType, DisplayCap, Msg, MsgDisplay
 
 W, H = 32, 24
@@ -153,3 +154,11 @@ def test_two_qxl_devices_share_one_pixmap_cache():
         d1.pump(until=MsgDisplay.DRAW_COPY)
         assert (d1.surfaces[0].pixels32()[:8, :8] == pix + 1).all()
         s.close()
+
+
+def test_device_learns_the_compression_level():
+    with Harness() as h:
+        wait_for(lambda: h.qxl.compression_levels == [0])  # auto_glz: 0
+    opts = SpiceOptions(port=0, disable_ticketing=True, image_compression="quic")
+    with Harness(opts) as h:
+        wait_for(lambda: h.qxl.compression_levels == [1])
