@@ -141,8 +141,12 @@ class SpiceServer:
 
     # -- host API -----------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Listen on addr:port through the core's watches."""
+    def start(self, vm_running: bool = True) -> None:
+        """Listen on addr:port through the core's watches, and (unless
+        ``vm_running`` is False) let the QXL workers pull commands, as
+        ``vm_start`` does."""
+        if vm_running:
+            self.vm_start()
         if self._listener is not None:
             return
         family = socket.AF_INET6 if ":" in self.options.addr else socket.AF_INET
@@ -181,6 +185,17 @@ class SpiceServer:
         if s is not None and s.main is not None:
             s.main.push_registered(ChannelType.CURSOR, index)
             s.main.push_registered(ChannelType.DISPLAY, index)
+
+    def vm_start(self) -> None:
+        """The guest runs: workers pull commands (spice_server_vm_start)."""
+        for w in self.workers:
+            w.dispatcher.post(w.h_start)
+
+    def vm_stop(self) -> None:
+        """The guest is paused: workers render what is pending and stop
+        pulling (spice_server_vm_stop).  Returns when they have."""
+        for w in self.workers:
+            w.dispatcher.call(w.h_stop)
 
     def add_kbd(self, kbd: KbdInterface) -> None:
         self.kbd = kbd

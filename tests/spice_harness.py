@@ -194,7 +194,7 @@ class Harness:
     """Core loop thread + SpiceServer on an ephemeral port + one scripted QXL."""
 
     def __init__(self, options: SpiceOptions | None = None, with_qxl: bool = True,
-                 num_qxl: int = 1) -> None:
+                 num_qxl: int = 1, vm_running: bool = False) -> None:
         self.core = LoopThread("test-core").start()
         opts = options or SpiceOptions(port=0, disable_ticketing=True)
         if opts.port == 5900:
@@ -208,7 +208,8 @@ class Harness:
             self.qxls.append(q)
         self.input = Recorder()
         self.call(lambda: (self.server.add_kbd(self.input), self.server.add_mouse(self.input)))
-        self.call(self.server.start)
+        # tests start the workers themselves unless they ask for a running VM
+        self.call(lambda: self.server.start(vm_running=vm_running))
         self.port = self.server.port
 
     @property

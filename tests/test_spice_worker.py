@@ -162,3 +162,19 @@ def test_device_learns_the_compression_level():
     opts = SpiceOptions(port=0, disable_ticketing=True, image_compression="quic")
     with Harness(opts) as h:
         wait_for(lambda: h.qxl.compression_levels == [1])
+
+
+def test_server_start_and_vm_stop_drive_the_workers():
+    with Harness(vm_running=True) as h:
+        create, mem = primary_create(W, H)
+        h.worker.create_primary_surface(create)
+        tok = h.qxl.token()
+        h.qxl.push(fill_cmd(tok, (0, 0, 2, 2), 0x42))
+        h.qxl.wait_drained()
+        h.call(h.server.vm_stop)  # renders what is pending
+        assert (mem.view("<u4").reshape(H, W)[:2, :2] == 0x42).all()
+        h.qxl.push(fill_cmd(h.qxl.token(), (0, 0, 2, 2), 0x43))
+        time.sleep(0.1)
+        assert len(h.qxl.cmds) == 1
+        h.call(h.server.vm_start)
+        h.qxl.wait_drained()
