@@ -371,7 +371,9 @@ class PCIBus:
 
     def intx_changed(self, dev: PCIDevice, asserted: bool) -> None:
         pin = int(dev.config[PCI_INTERRUPT_PIN])
-        pirq = ((dev.devfn >> 3) + pin - 1) & 3
+        # PIIX3 swizzle as QEMU's pci_slot_get_pirq (and SeaBIOS's tables):
+        # slot 1 (the PIIX3 itself) INTA is PIRQA.
+        pirq = ((dev.devfn >> 3) - 1 + pin - 1) & 3
         prev = getattr(dev, "_intx_asserted", False)
         if prev == asserted:
             return

@@ -184,7 +184,7 @@ class QXLMachine:
             self.config_write(0x20, 4, BAR4_BASE & 0xFFFFFFFF)
             self.config_write(0x24, 4, BAR4_BASE >> 32)
         self.config_write(0x04, 2, 0x0007)  # I/O, memory, bus master
-        pirq = ((self.devfn >> 3) + 1 - 1) & 3  # INTA of this slot
+        pirq = ((self.devfn >> 3) - 1) & 3  # INTA of this slot (PIIX3 swizzle)
         self.config_write(0x60 + pirq, 1, IRQ_LINE, devfn=0x08)  # PIIX3 PIRQ route
 
     @property

@@ -282,8 +282,8 @@ def init_pic(m: Machine, level_irqs: int) -> None:
 
 def test_intx_routed_through_pirq_to_the_pic(m: Machine, dev: TestDevice) -> None:
     init_pic(m, 1 << 11)
-    # Slot 3, INTA: PIRQ (3 + 0) & 3 = PIRQD, register 0x63.
-    m.cfg_write(1, 0x63, 11, size=1)
+    # Slot 3, INTA: PIRQ (3 - 1 + 0) & 3 = PIRQC, register 0x62.
+    m.cfg_write(1, 0x62, 11, size=1)
     dev.set_irq(True)
     assert m.pic.has_interrupt()
     assert m.cfg_read(3, 0x06, 2) & 0x08  # interrupt status
@@ -302,33 +302,33 @@ def test_intx_routed_through_pirq_to_the_pic(m: Machine, dev: TestDevice) -> Non
 
 def test_unrouted_and_unroutable_pirqs(m: Machine, dev: TestDevice) -> None:
     init_pic(m, 0xFFFF)
-    dev.set_irq(True)  # PIRQD still 0x80: not routed
+    dev.set_irq(True)  # PIRQC still 0x80: not routed
     assert not m.pic.has_interrupt()
-    m.cfg_write(1, 0x63, 2, size=1)  # IRQ2 cannot take a PIRQ
+    m.cfg_write(1, 0x62, 2, size=1)  # IRQ2 cannot take a PIRQ
     assert not m.pic.has_interrupt()
-    m.cfg_write(1, 0x63, 10, size=1)  # routing while asserted delivers it
+    m.cfg_write(1, 0x62, 10, size=1)  # routing while asserted delivers it
     assert m.pic.has_interrupt()
     assert m.pic.acknowledge() == 0x2A
 
 
 def test_rerouting_moves_the_level(m: Machine, dev: TestDevice) -> None:
     init_pic(m, (1 << 10) | (1 << 11))
-    m.cfg_write(1, 0x63, 10, size=1)
+    m.cfg_write(1, 0x62, 10, size=1)
     dev.set_irq(True)
     m.io.write(0xA0, 1, 0x0A)
     assert m.io.read(0xA0, 1) & 0x04  # IRR bit for IRQ10
-    m.cfg_write(1, 0x63, 11, size=1)
+    m.cfg_write(1, 0x62, 11, size=1)
     m.io.write(0xA0, 1, 0x0A)
     assert m.io.read(0xA0, 1) & 0x0C == 0x08  # now IRQ11, IRQ10 released
 
 
 def test_swizzle_and_shared_lines(m: Machine) -> None:
     init_pic(m, 1 << 5)
-    a = TestDevice("a", pin=1)  # slot 4 INTA -> PIRQA
-    b = TestDevice("b", pin=4)  # slot 5 INTD -> (5 + 3) & 3 = PIRQA
+    a = TestDevice("a", pin=1)  # slot 4 INTA -> (4 - 1 + 0) & 3 = PIRQD
+    b = TestDevice("b", pin=4)  # slot 5 INTD -> (5 - 1 + 3) & 3 = PIRQD
     m.bus.plug(a, slot=4)
     m.bus.plug(b, slot=5)
-    m.cfg_write(1, 0x60, 5, size=1)
+    m.cfg_write(1, 0x63, 5, size=1)
     a.set_irq(True)
     b.set_irq(True)
     a.set_irq(False)
@@ -339,7 +339,7 @@ def test_swizzle_and_shared_lines(m: Machine) -> None:
 
 def test_intx_disable_bit(m: Machine, dev: TestDevice) -> None:
     init_pic(m, 1 << 11)
-    m.cfg_write(1, 0x63, 11, size=1)
+    m.cfg_write(1, 0x62, 11, size=1)
     m.cfg_write(3, 0x04, 0x0400, size=2)
     dev.set_irq(True)
     assert not m.pic.has_interrupt()

@@ -49,7 +49,7 @@ PROGRAM = """
     mov $0x08, %edx
     call set_gate
 
-    # PCI: BAR0 (RAM), BAR2 (ROM), BAR3 (I/O), command, PIRQC -> IRQ11
+    # PCI: BAR0 (RAM), BAR2 (ROM), BAR3 (I/O), command, PIRQB (slot 2 INTA) -> IRQ11
     mov $0x80001010, %eax
     mov $0xE0000000, %ecx
     call cfg_write
@@ -63,7 +63,7 @@ PROGRAM = """
     mov $0x7, %ecx
     call cfg_write
     mov $0x80000860, %eax
-    mov $0x800B8080, %ecx
+    mov $0x80800B80, %ecx
     call cfg_write
 
     mov 0xE8000000, %eax        # ROM magic

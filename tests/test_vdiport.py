@@ -49,7 +49,7 @@ class Guest:
         self.cfg(0x10, IO_BASE)
         self.cfg(0x14, RAM_BASE)
         self.cfg(0x04, 0x3)
-        self.cfg(0x60 + (((self.devfn >> 3) + 1 - 1) & 3), IRQ, size=1, devfn=0x08)
+        self.cfg(0x60 + (((self.devfn >> 3) - 1) & 3), IRQ, size=1, devfn=0x08)
 
     def cfg(self, reg: int, value: int, size: int = 4, devfn: int | None = None) -> None:
         devfn = self.devfn if devfn is None else devfn
