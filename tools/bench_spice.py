@@ -9,8 +9,12 @@ Targets, measured with the same Python client (tests/spice_client.py):
   latency is measured too);
 * ``qemu``  -- qemu-system-x86_64 -vga qxl with libspice-server, booting
   ``--kernel`` (any Multiboot guest) or nothing;
-* ``cmd``   -- any command line that starts a SPICE server on ``{port}``
-  (e.g. the spicevm board: ``--cmd "spicevm run --spice port={port},..."``).
+* ``cmd``   -- any command line that starts a SPICE server on ``{port}``,
+  e.g. the whole spicevm machine booting the same guest as QEMU::
+
+    tools/bench_spice.py qemu cmd --kernel guest/build/hello.elf \
+        --append timer_ms=60000 --cmd "python -m vm.cli run guest/build/hello.elf \
+        -append timer_ms=60000 -spice port={port},disable-ticketing=on -serial none"
 
 Prints medians and 90th percentiles and the ratio against QEMU when both
 were measured.  Not a pass/fail test.
@@ -127,12 +131,14 @@ def bench_process(argv: list[str], port: int, runs: int, password: str,
             proc.wait()
 
 
-def qemu_argv(port: int, kernel: str | None) -> list[str]:
-    argv = ["qemu-system-x86_64", "-display", "none", "-vga", "qxl", "-m", "256",
+def qemu_argv(port: int, kernel: str | None, append: str | None) -> list[str]:
+    argv = ["qemu-system-x86_64", "-display", "none", "-vga", "qxl", "-m", "128",
             "-spice", f"port={port},addr=127.0.0.1,disable-ticketing=on", "-serial", "null",
             "-monitor", "none"]
     if kernel:
         argv += ["-kernel", kernel]
+        if append:
+            argv += ["-append", append]
     return argv
 
 
@@ -143,6 +149,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=10, help="connections per target")
     ap.add_argument("--draws", type=int, default=200, help="command-to-draw samples (ours)")
     ap.add_argument("--kernel", default=None, help="guest for QEMU (-kernel)")
+    ap.add_argument("--append", default=None, help="guest command line for QEMU (-append)")
     ap.add_argument("--cmd", default=None, help="command starting a server on {port}")
     ap.add_argument("--password", default=os.environ.get("SPICE_PASSWORD", ""))
     ap.add_argument("--settle", type=float, default=2.0,
@@ -159,8 +166,8 @@ def main() -> int:
             results["ours (in-process, scripted QXL)"] = summarize(target, connects)
         elif target == "qemu":
             port = free_port()
-            connects = bench_process(qemu_argv(port, args.kernel), port, args.runs, "",
-                                     args.settle)
+            connects = bench_process(qemu_argv(port, args.kernel, args.append), port,
+                                     args.runs, "", args.settle)
             results["qemu + spice-server"] = summarize(target, connects)
         elif target == "cmd":
             if not args.cmd:
