@@ -93,7 +93,7 @@ class AgentDevice:
         self._cur_pos = 0
         self._self_tokens = NUM_SELF_TOKENS
         self._pending_mouse: bytes | None = None
-        self._write_timer = self.core.timer_add(self._service)
+        self._write_timer = self.core.timer_add(self._service)  # _service guards itself
         # client-bound filter state (message boundaries inside AGENT_DATA)
         self._filter_to_read = 0
         self._filter_result = "ok"
@@ -115,7 +115,14 @@ class AgentDevice:
         self.core.call_soon(self._service)
 
     def port_event(self, opened: bool) -> None:
-        self.core.call_soon(lambda: self._set_attached(opened))
+        self.core.call_soon(lambda: self._guard(self._set_attached, opened))
+
+    def _guard(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("agent: unexpected error; resetting the agent stream")
+            self._reset_stream()
 
     # -- attach / detach ------------------------------------------------------------------
 

@@ -135,7 +135,7 @@ class ChannelClient:
         self._ping_id = 0
         self._ping_state = "none"  # none, timer, warmup, latency
         self._ping_timeout = PING_TIMEOUT_MS if self.monitor_latency else PING_LONG_TIMEOUT_MS
-        self._ping_timer = core.timer_add(self._on_ping_timer)
+        self._ping_timer = core.timer_add(self._guarded(self._on_ping_timer))
         # connectivity monitor
         self._conn_timer = None
         self._conn_timeout = 0
@@ -175,6 +175,20 @@ class ChannelClient:
         return has_cap(self.caps, cap)
 
     # -- events --------------------------------------------------------------------------
+
+    def _guarded(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """A callback for the loop that never lets an exception out: an
+        unexpected error closes this connection only."""
+        def run() -> None:
+            try:
+                fn()
+            except Exception:
+                log.exception("%s: unexpected error, closing connection", self.name)
+                self.disconnect()
+        return run
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        self.core.call_soon(self._guarded(fn))
 
     def _on_event(self, fd: int, events: WatchEvent) -> None:
         try:
@@ -271,7 +285,7 @@ class ChannelClient:
         self._block_read = blocked
         self._update_watch()
         if not blocked and self._in:
-            self.core.call_soon(self._resume_parse)
+            self.call_soon(self._resume_parse)
 
     def _resume_parse(self) -> None:
         if not self.connected:
@@ -499,7 +513,7 @@ class ChannelClient:
     def start_connectivity_monitoring(self, timeout_ms: int) -> None:
         self._ping_timeout = PING_TIMEOUT_MS
         if self._conn_timer is None:
-            self._conn_timer = self.core.timer_add(self._on_connectivity_timer)
+            self._conn_timer = self.core.timer_add(self._guarded(self._on_connectivity_timer))
             self._conn_timeout = timeout_ms
             self.core.timer_start(self._conn_timer, timeout_ms)
 

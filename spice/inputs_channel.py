@@ -98,7 +98,10 @@ class InputsState:
         self.server.core.timer_start(self._timer, KEY_MODIFIERS_TTL_MS)
 
     def _send_modifiers(self) -> None:
-        self.server.push_keyboard_modifiers(self.modifiers)
+        try:
+            self.server.push_keyboard_modifiers(self.modifiers)
+        except Exception:
+            log.exception("inputs: sending the lock state failed")
 
     def release_keys(self) -> None:
         """A departing client must not leave keys held in the guest."""

@@ -24,6 +24,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from spice.agent import AgentDevice
 from spice.channel import ChannelStats
 from spice.image_cache import PixmapCaches
@@ -54,6 +56,7 @@ from spice.protocol import (
     MouseMode,
     caps_to_words,
 )
+from spice.screendump import CursorState
 from spice.worker import RedQXL, RedWorker
 
 __all__ = ["SpiceServer", "SpiceOptions"]
@@ -272,6 +275,37 @@ class SpiceServer:
                 out[f"display{w.index}_{k}"] = v
         return out
 
+    # -- the host's local display (see spice.screendump) ---------------------------------
+
+    def _worker(self, qxl_index: int) -> RedWorker:
+        if not 0 <= qxl_index < len(self.workers):
+            raise ValueError(f"there is no QXL device {qxl_index} (the server has "
+                             f"{len(self.workers)})")
+        return self.workers[qxl_index]
+
+    def screendump(self, qxl_index: int = 0) -> np.ndarray | None:
+        """The primary surface of device ``qxl_index`` as (height, width)
+        uint32 0x00RRGGBB, top row first, after rendering every drawable the
+        worker holds for it; None without a primary.  Blocks until the
+        worker answers; not for the core thread's hot path (see
+        :meth:`request_frame`)."""
+        w = self._worker(qxl_index)
+        return w.dispatcher.call(w.h_screendump)
+
+    def cursor_state(self, qxl_index: int = 0) -> CursorState:
+        """The guest cursor of device ``qxl_index`` (shape as ARGB, hot spot,
+        position, visibility).  Blocks until the worker answers."""
+        w = self._worker(qxl_index)
+        return w.dispatcher.call(w.h_cursor_state)
+
+    def request_frame(self, callback: Callable[[np.ndarray | None, CursorState], None],
+                      qxl_index: int = 0) -> None:
+        """Ask for :meth:`screendump` and :meth:`cursor_state` together
+        without waiting: ``callback(pixels, cursor)`` runs later on the core
+        thread.  A closed server never calls back."""
+        w = self._worker(qxl_index)
+        w.dispatcher.post(w.h_frame, callback)
+
     def close(self) -> None:
         """Stop listening, drop every client and stop the worker threads."""
         if self._closed:
@@ -300,7 +334,14 @@ class SpiceServer:
     # -- threads ---------------------------------------------------------------------------
 
     def _on_core(self, fn: Callable[[], None]) -> None:
-        self.core.call_soon(fn)
+        """Run ``fn`` on the core thread; an exception is logged, never raised
+        into the host's loop."""
+        def run() -> None:
+            try:
+                fn()
+            except Exception:
+                log.exception("SPICE server: %s failed", getattr(fn, "__qualname__", fn))
+        self.core.call_soon(run)
 
     # -- accepting and linking ----------------------------------------------------------
 
