@@ -24,7 +24,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from spice import qxl
 from spice.cursor_channel import CursorChannel
@@ -33,6 +36,7 @@ from spice.display_channel import DisplayChannel
 from spice.eventloop import EventLoop
 from spice.interfaces import QXLInterface, WatchEvent
 from spice.protocol import ChannelType, MouseMode
+from spice.screendump import NO_CURSOR, CursorState, LocalView
 
 if TYPE_CHECKING:
     from spice.link import LinkedStream
@@ -75,6 +79,7 @@ class RedWorker:
         self._pending_wakeup = threading.Event()
         self.rounds = 0
         self.sessions: dict[int, list] = {}
+        self.local_view = LocalView()
         self.thread = threading.Thread(target=self._run, name=f"spice-worker-{index}",
                                        daemon=True)
 
@@ -329,6 +334,25 @@ class RedWorker:
                 "cursor_commands": self.cursor.commands, "pending_draws": len(self.display.current),
                 "display_clients": len(self.display.clients),
                 "cursor_clients": len(self.cursor.clients), "rounds": self.rounds}
+
+    # -- the host's local display (spice.screendump) -------------------------------------
+
+    def h_screendump(self) -> np.ndarray | None:
+        return self.local_view.primary(self.display)
+
+    def h_cursor_state(self) -> CursorState:
+        return self.local_view.cursor_state(self.cursor)
+
+    def h_frame(self, callback: Callable[[np.ndarray | None, CursorState], None]) -> None:
+        """Answer a local display on the host's core thread, never blocking it."""
+        try:
+            pixels = self.local_view.primary(self.display)
+            cursor = self.local_view.cursor_state(self.cursor)
+        except Exception:
+            log.exception("worker %d: reading the primary for the local display failed",
+                          self.index)
+            pixels, cursor = None, NO_CURSOR
+        self.server.core.call_soon(lambda: callback(pixels, cursor))
 
     # -- teardown -------------------------------------------------------------------------------
 
