@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,7 +38,7 @@ from spice.protocol import (
     MsgCDisplay,
     MsgDisplay,
 )
-from spice.wire import Block, ProtocolError, Reader, Writer
+from spice.wire import Block, Buffer, ProtocolError, Reader, Writer
 
 if TYPE_CHECKING:
     from spice.display_channel import DisplayChannel
@@ -54,6 +55,48 @@ _WAIT = struct.Struct("<BBQ")
 _SURFACE_CREATE = struct.Struct("<IIIII")
 _HEAD = struct.Struct("<IIIIIII")
 _U64 = struct.Struct("<Q")
+
+
+def put_palette(block: Block, pal: qxl.Palette) -> None:
+    ents = np.ascontiguousarray(pal.ents, dtype="<u4")
+    block.u64(pal.unique)
+    block.u16(len(ents))
+    block.raw(ents.view(np.uint8))
+
+
+@dataclass
+class EncodedImage:
+    """One bitmap as an encoder produced it.  ``header`` holds the image
+    type's fields between the descriptor and the data (spice.proto's
+    BinaryData ``data_size``, ZlibGlzRGBData's two sizes, ...); for LZ_PLT
+    give ``palette`` and the palette reference is written between the
+    header's flags byte and its data size, with the client's palette cache
+    honoured."""
+
+    type: int  # SPICE_IMAGE_TYPE_*
+    header: bytes
+    data: Buffer | np.ndarray
+    lossy: bool = False
+    palette: qxl.Palette | None = None
+
+    def write(self, dcc: DisplayChannelClient, block: Block, desc: qxl.ImageDescriptor,
+              flags_out: int) -> None:
+        block.fmt(_DESC, desc.id, self.type, flags_out, desc.width, desc.height)
+        if self.type == qxl.SPICE_IMAGE_TYPE_LZ_PLT:
+            pflags = self.header[0] | dcc.palette_flags(self.palette)
+            block.u8(pflags)
+            block.raw(self.header[1:])
+            if pflags & qxl.SPICE_BITMAP_FLAGS_PAL_FROM_CACHE:
+                block.u64(self.palette.unique)
+                block.raw(self.data)
+            else:
+                pal_block = block.ptr()
+                block.raw(self.data)
+                if self.palette is not None:
+                    put_palette(pal_block, self.palette)
+            return
+        block.raw(self.header)
+        block.raw(self.data)
 
 
 class DrawPipeItem(PipeItem):
@@ -348,10 +391,12 @@ class DisplayChannelClient(ChannelClient):
             return ImageCompression(self.preferred_compression)
         return self.server_image_compression
 
-    def encode_image(self, bitmap: qxl.BitmapImage, can_lossy: bool):
-        """The encoding seam: return an encoded image (type, header fields,
-        payload) or None to send the bitmap as it is.  At this stage every
-        image is sent as BITMAP; the codecs plug in here."""
+    def encode_image(self, bitmap: qxl.BitmapImage, can_lossy: bool) -> EncodedImage | None:
+        """The encoding seam (spice-server's dcc_compress_image): an
+        :class:`EncodedImage`, or None to send the bitmap as it is.  At this
+        stage every image goes out as BITMAP; the image encoders plug in
+        here, choosing from :attr:`image_compression`, :attr:`jpeg_state`,
+        :attr:`zlib_glz_state`, ``low_bandwidth`` and the client's caps."""
         return None
 
     def fill_image(self, block: Block, image: qxl.Image | None, *, mask: bool = False) -> None:
@@ -382,10 +427,15 @@ class DisplayChannelClient(ChannelClient):
             block.fmt(_DESC, desc.id, qxl.SPICE_IMAGE_TYPE_SURFACE, 0, w, h)
             block.u32(image.surface_id)
             return
+        encoded = None
+        if isinstance(image, qxl.BitmapImage) and not mask:
+            encoded = self.encode_image(image, False)
         if want_cache and not replace and desc.width * desc.height > 0:
+            # added only now that the encoding (and whether it is lossy) is known
+            lossy = encoded is not None and encoded.lossy
             with cache.lock:
                 added, evicted = cache.add(self.index, desc.id, desc.width * desc.height,
-                                           False, serial)
+                                           lossy, serial)
             if added:
                 flags_out |= qxl.SPICE_IMAGE_FLAGS_CACHE_ME
                 self._touched.append(desc.id)
@@ -396,21 +446,12 @@ class DisplayChannelClient(ChannelClient):
             block.u32(len(data))
             block.raw(data)
             return
-        encoded = None if mask else self.encode_image(image, False)
         if encoded is not None:
-            encoded.write(block, desc, flags_out)
+            encoded.write(self, block, desc, flags_out)
             return
         bflags = qxl.SPICE_BITMAP_FLAGS_TOP_DOWN if image.flags & qxl.QXL_BITMAP_TOP_DOWN else 0
         pal = image.palette
-        if pal is not None and pal.unique:
-            if self.palette_cache.find(pal.unique):
-                bflags |= qxl.SPICE_BITMAP_FLAGS_PAL_FROM_CACHE
-            else:
-                added, evicted = self.palette_cache.add(pal.unique)
-                if added:
-                    bflags |= qxl.SPICE_BITMAP_FLAGS_PAL_CACHE_ME
-                for old in evicted:
-                    self.pipe_add_front(InvalPaletteItem(old))
+        bflags |= self.palette_flags(pal)
         block.fmt(_DESC, desc.id, qxl.SPICE_IMAGE_TYPE_BITMAP, flags_out, desc.width,
                   desc.height)
         block.fmt(_BITMAP, image.format, bflags, image.x, image.y, image.stride)
@@ -421,10 +462,19 @@ class DisplayChannelClient(ChannelClient):
             pal_block = block.ptr()
         block.raw(image.data.reshape(-1)[: image.y * image.stride])
         if pal_block is not None and pal is not None:
-            ents = np.ascontiguousarray(pal.ents, dtype="<u4")
-            pal_block.u64(pal.unique)
-            pal_block.u16(len(ents))
-            pal_block.raw(ents.view(np.uint8))
+            put_palette(pal_block, pal)
+
+    def palette_flags(self, pal: qxl.Palette | None) -> int:
+        """PAL_FROM_CACHE if the client has ``pal``, PAL_CACHE_ME if it is to keep
+        it (evictions go out as INVAL_PALETTE)."""
+        if pal is None or not pal.unique:
+            return 0
+        if self.palette_cache.find(pal.unique):
+            return qxl.SPICE_BITMAP_FLAGS_PAL_FROM_CACHE
+        added, evicted = self.palette_cache.add(pal.unique)
+        for old in evicted:
+            self.pipe_add_front(InvalPaletteItem(old))
+        return qxl.SPICE_BITMAP_FLAGS_PAL_CACHE_ME if added else 0
 
     def on_disconnect(self) -> None:
         self.active = False

@@ -278,3 +278,25 @@ def test_stalled_client_does_not_hold_the_guest_back(live):
     d.pump(timeout=3)
     assert (d.surfaces[0].pixels32() == server_pixels(live.mem)).all()
     s.close()
+
+
+def test_encoded_image_layout_for_the_encoder_seam():
+    """What an image encoder hands back is marshalled as spice.proto's Image."""
+    from spice_client import DisplayClient
+
+    from spice.display_client import EncodedImage
+    from spice.wire import Reader, Writer
+    payload = bytes(range(50))
+    w = Writer()
+    ptr = w.root.ptr()
+    desc = qxl.ImageDescriptor(7 << 32, qxl.SPICE_IMAGE_TYPE_QUIC, 0, 5, 4)
+    EncodedImage(qxl.SPICE_IMAGE_TYPE_QUIC, struct.pack("<I", len(payload)), payload).write(
+        None, ptr, desc, qxl.SPICE_IMAGE_FLAGS_CACHE_ME)
+    parts, size = w.finish()
+    body = b"".join(bytes(p) for p in parts)
+    assert size == len(body) == 4 + 18 + 4 + 50
+    client = DisplayClient(ch=None)
+    img = client.read_image(Reader(body), struct.unpack_from("<I", body)[0])
+    assert isinstance(img, qxl.QuicImage) and img.data.tobytes() == payload
+    assert (img.descriptor.width, img.descriptor.height) == (5, 4)
+    assert 7 << 32 in client.cache  # CACHE_ME honoured on the way
