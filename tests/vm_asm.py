@@ -218,3 +218,31 @@ class LineController:
             self.level = False
             self.acks += 1
         return self.vector
+
+
+def multiboot_kernel(body: str) -> bytes:
+    """A minimal Multiboot v1 ELF kernel at 1 MiB whose entry runs ``body``
+    (32-bit, flat segments from the loader, no stack set up)."""
+    source = """
+.globl _start
+.p2align 2
+mb_header:
+    .long 0x1BADB002
+    .long 0
+    .long -0x1BADB002
+_start:
+""" + body
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "k.S")
+        obj = os.path.join(tmp, "k.o")
+        out = os.path.join(tmp, "k.elf")
+        with open(src, "w") as f:
+            f.write(".code32\n.text\n" + source + "\n")
+        for cmd in (["as", "--32", src, "-o", obj],
+                    ["ld", "-m", "elf_i386", "-Ttext-segment=0x100000", "-e", "_start",
+                     "-z", "max-page-size=0x1000", "-z", "noseparate-code", obj, "-o", out]):
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode:
+                raise RuntimeError(f"{cmd[0]} failed:\n{proc.stderr}")
+        with open(out, "rb") as f:
+            return f.read()
