@@ -120,7 +120,7 @@ class CursorChannelClient(ChannelClient):
             for it in items:
                 it.release()
 
-    def _put_cursor(self, root, ref: CursorRef | None) -> None:
+    def _put_cursor(self, root, ref: CursorRef | None):
         """SpiceCursor: flags, header unless NONE, then the shape bytes at the
         end of the message (unless the client has it cached)."""
         shape = ref.cursor.shape if ref is not None else None
@@ -160,7 +160,8 @@ class CursorChannelClient(ChannelClient):
             root.u8(1 if ch.visible else 0)
             data = self._put_cursor(root, ch.current)
             if data is not None:
-                root.raw(data.reshape(-1))
+                # copied: the shape may go back to the guest before this is sent
+                root.raw(data.reshape(-1).tobytes())
             self.send_message(MsgCursor.INIT, w)
         elif isinstance(item, CursorPipeItem):
             c = item.ref.cursor
