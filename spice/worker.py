@@ -333,6 +333,8 @@ class RedWorker:
                 "releases": d.releases, "guest_errors": d.guest_errors,
                 "cursor_commands": self.cursor.commands, "pending_draws": len(self.display.current),
                 "display_clients": len(self.display.clients),
+                "display_pipe_items": sum(len(c.pipe) for c in self.display.clients),
+                "lagging_clients": sum(1 for c in self.display.clients if c.lagging),
                 "cursor_clients": len(self.cursor.clients), "rounds": self.rounds}
 
     # -- the host's local display (spice.screendump) -------------------------------------

@@ -267,6 +267,9 @@ def test_stalled_client_does_not_hold_the_guest_back(live):
     q.wait_drained(timeout=20)
     pulled = time.monotonic() - start
     assert pulled < 10
+    stats = live.call(live.server.stats)
+    assert stats["display0_lagging_clients"] == 1
+    assert stats["display0_display_pipe_items"] <= 60  # bounded, whatever the guest draws
     live.worker.update_area(0, qxl.Rect(0, 0, H, W), True)
     # everything the client will never get is back with the guest, except
     # what still sits in the socket buffers
