@@ -86,6 +86,7 @@ class BoardConfig:
     qxl: list[dict[str, Any]] = field(default_factory=list)
     spice: Any = None  # spice.options.SpiceOptions, or None for no SPICE server
     vv_file: str | None = None  # where to write the remote-viewer file (default: a temp file)
+    display: str = "none"  # "sdl": a local window (vm.display_sdl)
 
 
 class Board:
@@ -133,6 +134,7 @@ class Board:
         for options in config.qxl:
             self.add_qxl(**options)
         self.spice = None
+        self.display: Any = None  # the local window, opened by start()
         self.vv_path: str | None = None
         if config.spice is not None:
             self._create_spice(config.spice)
@@ -169,6 +171,10 @@ class Board:
                 fd, path = tempfile.mkstemp(prefix="spicevm-", suffix=".vv")
                 os.close(fd)
             self.vv_path = self.spice.write_vv_file(path)
+        if self.config.display == "sdl":
+            from vm.display_sdl import open_sdl_display
+
+            self.display = open_sdl_display(self)
         self.cpu.start()
 
     def wait(self) -> CPUStop:
@@ -199,6 +205,9 @@ class Board:
 
     def close(self) -> None:
         self.serial.close()
+        if self.display is not None:
+            self.display.close()
+            self.display = None
         if self.spice is not None:
             self.spice.close()
             self.spice = None

@@ -155,9 +155,6 @@ def make_config(args: argparse.Namespace) -> BoardConfig:
         serial_spec = parse_serial(serial_spec)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if args.display == "sdl":
-        raise UsageError("-display sdl is not available in this build (use -display none "
-                         "and a SPICE client)")
 
     qxl: list[dict[str, Any]] = []
     if args.device:
@@ -194,7 +191,7 @@ def make_config(args: argparse.Namespace) -> BoardConfig:
     bios = outputs["bios"].read_bytes()
     return BoardConfig(ram_size=ram_mb * MiB, bios=bios, kernel=kernel, cmdline=args.cmdline,
                        initrd=initrd, no_reboot=args.no_reboot, serial=serial_spec, qxl=qxl,
-                       spice=spice, vv_file=args.vv_file)
+                       spice=spice, vv_file=args.vv_file, display=args.display)
 
 
 def _say(text: str) -> None:
