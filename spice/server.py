@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable
 
@@ -89,7 +88,6 @@ class ClientSession:
         self.main: MainChannelClient | None = None
         self.inputs: list[InputsChannelClient] = []
         self.pixmap_caches = PixmapCaches()
-        self.worker_channels = 0
         self.closed = False
 
     def main_disconnected(self, mcc) -> None:
@@ -138,7 +136,6 @@ class SpiceServer:
         self._ticket_expires: float | None = None
         if self.options.ticket_expiry is not None:
             self._ticket_expires = time.monotonic() + self.options.ticket_expiry
-        self._lock = threading.Lock()
         self.counters = {"connections": 0, "links_dropped": 0, "sessions": 0}
         self._closed = False
 
@@ -433,7 +430,6 @@ class SpiceServer:
         else:
             # display/cursor sockets belong to the device's worker thread from here
             worker = self.workers[linked.channel_id]
-            s.worker_channels += 1
             info = ChannelEventInfo(s.connection_id, ctype, linked.channel_id, linked.peer)
             self.core.channel_event(ChannelEvent.INITIALIZED, info)
             low_bw = s.main is not None and s.main.is_low_bandwidth()
@@ -604,5 +600,10 @@ class SpiceServer:
     def qxl_ram_hint(self) -> int:
         return self.workers[0].init_info.ram_size if self.workers else 0
 
-    def multi_media_time(self) -> int:
-        return mm_time()
+    def push_multi_media_time(self) -> None:
+        """Resynchronise the client's multimedia clock (MULTI_MEDIA_TIME), as
+        spice-server does when streams or audio start."""
+        s = self.session
+        if s is not None and s.main is not None:
+            s.main.push_multi_media_time(mm_time())
+            s.main.push()

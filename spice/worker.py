@@ -76,7 +76,6 @@ class RedWorker:
         self._display_ring = _Ring()
         self._cursor_ring = _Ring()
         self._stop = False
-        self._pending_wakeup = threading.Event()
         self.rounds = 0
         self.sessions: dict[int, list] = {}
         self.local_view = LocalView()
@@ -209,7 +208,6 @@ class RedWorker:
     # -- requests from the device (run on the worker thread) -----------------------------
 
     def h_wakeup(self) -> None:
-        self._pending_wakeup.clear()
         self._display_ring.waiting = False
         self._display_ring.poll_tries = 0
         self._cursor_ring.waiting = False

@@ -220,3 +220,12 @@ def test_new_client_replaces_old(open_server):
     assert closed
     assert b.channels()
     b.close()
+
+
+def test_multi_media_time_resync(open_server):
+    s = Session("127.0.0.1", open_server.port)
+    open_server.call(open_server.server.push_multi_media_time)
+    (t,) = struct.unpack("<I", s.main.recv_until(MsgMain.MULTI_MEDIA_TIME))
+    # the INIT carried the clock minus spice-server's 400 ms delta
+    assert 0 <= t - s.init.multi_media_time - 400 < 5000
+    s.close()
