@@ -281,8 +281,19 @@ class DisplayChannel:
         return True
 
     def destroy_surface_wait(self, sid: int) -> None:
-        if sid in self.surfaces:
-            self._destroy_surface(sid)
+        """spice-server's display_channel_destroy_surface_wait: afterwards
+        nothing pending involves the surface (drawables reading it are
+        rendered, its own pending and queued drawables are dropped), so the
+        guest may reuse its memory.  The surface itself stays."""
+        if sid not in self.surfaces:
+            return
+        self.current.drop_surface(sid)
+        for dcc in self.clients:
+            dcc.drop_surface_draws(sid)
+
+    def destroy_primary(self) -> None:
+        self.destroy_surface_wait(0)
+        self._destroy_surface(0)
 
     def destroy_surfaces(self) -> None:
         for sid in sorted(self.surfaces, reverse=True):

@@ -257,7 +257,7 @@ class RedWorker:
             log.warning("worker %d: double destroy of the primary surface", self.index)
             return
         self.flush_commands()
-        self.display.destroy_surface_wait(0)
+        self.display.destroy_primary()
         self.cursor.reset()
         self.server.primary_changed(self.index, False, 0, 0, False)
 

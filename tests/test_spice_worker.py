@@ -178,3 +178,24 @@ def test_server_start_and_vm_stop_drive_the_workers():
         assert len(h.qxl.cmds) == 1
         h.call(h.server.vm_start)
         h.qxl.wait_drained()
+
+
+def test_destroy_surface_wait_leaves_the_surface(h):
+    h.worker.create_primary_surface(h.create)
+    h.worker.start()
+    s = Session("127.0.0.1", h.port)
+    d = s.open_display()
+    d.pump(until=MsgDisplay.MARK)
+    create, smem = surface_cmd(h.qxl.token(), 4, 8, 8)
+    h.qxl.push(create)
+    d.pump(until=MsgDisplay.SURFACE_CREATE)
+    h.worker.destroy_surface_wait(4)
+    # still there: drawing on it and copying from it work
+    h.qxl.push(fill_cmd(h.qxl.token(), (0, 0, 8, 8), 0x5A5A5A, surface_id=4),
+               copy_cmd(h.qxl.token(), (0, 0, 8, 8), qxl.SurfaceImage(
+                   qxl.ImageDescriptor(0, qxl.SPICE_IMAGE_TYPE_SURFACE, 0, 8, 8), 4)))
+    d.pump(until=MsgDisplay.DRAW_COPY)
+    assert (d.surfaces[0].pixels32()[:8, :8] == 0x5A5A5A).all()
+    h.qxl.push(surface_cmd(h.qxl.token(), 4, create=False)[0])
+    assert d.pump(until=MsgDisplay.SURFACE_DESTROY) == 4
+    s.close()
