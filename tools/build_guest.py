@@ -16,6 +16,11 @@ Targets:
       libs = qxl          # more directories under guest/ (no main.c there)
       cflags = -DDEBUG    # extra compiler flags for this guest's own files
 
+A ``gen_<name>.py`` script in a guest or library directory generates
+``guest/build/gen/<name>.h`` before compiling (run with the project's
+virtualenv Python, as ``gen_<name>.py OUTDIR``, when the header is missing
+or older than the script); ``guest/build/gen`` is on the include path.
+
 Builds are incremental (gcc dependency files plus a record of each command
 line), serialised by a lock file, and outputs are replaced atomically.
 
@@ -46,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GUEST_DIR = ROOT / "guest"
 ROMS_DIR = ROOT / "roms"
 GUEST_BUILD = GUEST_DIR / "build"
+GEN_DIR = GUEST_BUILD / "gen"
 ROMS_BUILD = ROMS_DIR / "build"
 BIOS_SIZE = 128 * 1024
 
@@ -86,6 +92,7 @@ class Target:
     includes: list[Path]
     extra_cflags: list[str] = field(default_factory=list)
     own_dirs: set[Path] = field(default_factory=set)  # where extra_cflags apply
+    generators: list[Path] = field(default_factory=list)  # gen_<name>.py scripts
 
 
 # --------------------------------------------------------------------------
@@ -168,16 +175,19 @@ def _make_target(name: str) -> Target:
         raise BuildError(f"unknown target {name!r} (known: {known})")
     libs, cflags = _guest_config(directory)
     sources = _sources_in(directory)
+    generators = sorted(directory.glob("gen_*.py"))
     for lib_name in ["lib", *libs]:
         lib_dir = GUEST_DIR / lib_name
         if not lib_dir.is_dir() or (lib_dir / "main.c").exists():
             raise BuildError(f"guest {name}: library {lib_name!r} is not a directory "
                              "under guest/ without main.c")
         sources += _sources_in(lib_dir)
+        generators += sorted(lib_dir.glob("gen_*.py"))
     return Target(
         name=name, kind="guest", output=GUEST_BUILD / f"{name}.elf", sources=sources,
         link_script=GUEST_DIR / "link.ld", obj_root=GUEST_BUILD / "obj",
-        includes=[GUEST_DIR], extra_cflags=cflags, own_dirs={directory},
+        includes=[GUEST_DIR, GEN_DIR], extra_cflags=cflags, own_dirs={directory},
+        generators=generators,
     )
 
 
@@ -247,6 +257,24 @@ def _build_lock() -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------
+# generated headers
+
+
+def _python() -> str:
+    venv = ROOT / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def _generate(script: Path, verbose: bool) -> None:
+    out = GEN_DIR / (script.stem.removeprefix("gen_") + ".h")
+    if _mtime(out) >= _mtime(script):
+        return
+    GEN_DIR.mkdir(parents=True, exist_ok=True)
+    _run([_python(), str(script.relative_to(ROOT)), str(GEN_DIR)],
+         f"generating {out.relative_to(ROOT)}", verbose)
+
+
+# --------------------------------------------------------------------------
 # compile and link
 
 
@@ -313,6 +341,8 @@ def build(targets: Iterable[str] | None = None, *, verbose: bool = False,
     with _build_lock():
         for t in plan:
             t.output.parent.mkdir(parents=True, exist_ok=True)
+            for script in t.generators:
+                _generate(script, verbose)
             with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
                 done = list(pool.map(lambda s, t=t: _compile_one(tools, t, s, verbose),
                                      t.sources))
