@@ -183,7 +183,7 @@ def _raw_copy_path(pic: Picture, dest_fmt: int, cover: tuple[bool, bool, bool]) 
     if pic.pix.fmt == PF_X8R8G8B8 and dest_fmt == PF_A8R8G8B8:
         return False
     if pic.transform is None:
-        return pic.repeat == px.REPEAT_NORMAL or (pic.repeat == px.REPEAT_NONE and cover[1])
+        return cover[1] or pic.repeat == px.REPEAT_NORMAL
     t = [_s32(v) for v in pic.transform]
     if t[1] != 0 or t[3] != 0:
         return False
@@ -288,11 +288,10 @@ def composite(op: int, src: Picture, mask: Picture | None, dest: Pix, region: np
         return
     if (eff == px.OP_SRC and mask is None and src.kind == px.KIND_BITS
             and src.transform is None and src.pix.fmt == dest.fmt and PF_BPP[dest.fmt] < 32
-            and (src.repeat == px.REPEAT_NORMAL
-                 or (src.repeat == px.REPEAT_NONE and scover[1]))):
+            and (src.repeat == px.REPEAT_NORMAL or scover[1])):
         # pixman's memcpy / tiled copy of a 16- or 8-bit image into its own format
         sp = src.pix
-        if src.repeat == px.REPEAT_NONE:
+        if scover[1]:
             raster.blit_rects(dest.data, dest.top, dest.stride, boxes, sp.data, sp.top,
                               sp.stride, sp.w, sp.h, -sdx, -sdy, raster.ROP_COPY)
         else:
@@ -326,47 +325,62 @@ def _scale_fixed(src_size: int, dest_size: int) -> int:
     return q if (src_size >= 0) == (dest_size > 0) else -q
 
 
-def _scale_picture(src: Pix, area: qxl.Rect, bbox: qxl.Rect, scale_mode: int) -> Picture:
-    if scale_mode not in (qxl.SPICE_IMAGE_SCALE_MODE_INTERPOLATE,
-                          qxl.SPICE_IMAGE_SCALE_MODE_NEAREST):
-        raise DrawError(f"bad scale mode {scale_mode}")
+def _scale_picture(src: Pix, area: qxl.Rect, bbox: qxl.Rect, scale_mode: int,
+                   surf: SurfaceCanvas | None) -> Picture:
     if bbox.width == 0 or bbox.height == 0:
         raise DrawError("scaling to an empty box")
     fsx = _scale_fixed(area.width, bbox.width)
     fsy = _scale_fixed(area.height, bbox.height)
+    transform = (fsx, 0, area.left << 16, 0, fsy, area.top << 16)
+    if scale_mode not in (qxl.SPICE_IMAGE_SCALE_MODE_INTERPOLATE,
+                          qxl.SPICE_IMAGE_SCALE_MODE_NEAREST):
+        if surf is not None:
+            surf.pm_transform = transform  # set before the reference gives up
+        raise DrawError(f"bad scale mode {scale_mode}")
     filt = (px.FILTER_NEAREST if scale_mode == qxl.SPICE_IMAGE_SCALE_MODE_NEAREST
             else px.FILTER_BILINEAR)
-    return Picture.image(src, px.REPEAT_NONE, filt,
-                         (fsx, 0, area.left << 16, 0, fsy, area.top << 16))
+    return Picture.image(src, px.REPEAT_NONE, filt, transform)
+
+
+def _scaled(surf: SurfaceCanvas | None, pic: Picture) -> None:
+    """What a scaling leaves on a surface's image: an identity transform and
+    the scaling's filter."""
+    if surf is not None:
+        surf.pm_transform = None
+        surf.pm_filter = pic.filter
 
 
 def scale_image(canvas: SurfaceCanvas, region: np.ndarray, src: Pix, area: qxl.Rect,
-                bbox: qxl.Rect, scale_mode: int) -> None:
-    """__scale_image: SRC through a scale + translate transform, clipped."""
-    pic = _scale_picture(src, area, bbox, scale_mode)
+                bbox: qxl.Rect, scale_mode: int, surf: SurfaceCanvas | None = None) -> None:
+    """__scale_image: SRC through a scale + translate transform, clipped.
+    ``surf`` is the surface the source image belongs to, if any."""
+    pic = _scale_picture(src, area, bbox, scale_mode, surf)
     composite(px.OP_SRC, pic, None, canvas.pix, region, 0, 0, 0, 0, bbox.left, bbox.top,
               bbox.width, bbox.height)
+    _scaled(surf, pic)
 
 
 def scaled_copy(src: Pix, region: np.ndarray, area: qxl.Rect, bbox: qxl.Rect,
-                scale_mode: int) -> tuple[Pix, int, int]:
+                scale_mode: int, surf: SurfaceCanvas | None = None) -> tuple[Pix, int, int]:
     """The scaled source over the region's extents, in the source's format,
     as the temporary image of __scale_image_rop and __colorkey_scale_image.
     Returns (image, offx, offy) for a blit: image pixel (x - offx, y - offy)."""
-    pic = _scale_picture(src, area, bbox, scale_mode)
+    pic = _scale_picture(src, area, bbox, scale_mode, surf)
     x1, y1, x2, y2 = rg.extents(region)
     tmp = Pix.new(src.fmt, max(x2 - x1, 1), max(y2 - y1, 1))
     local = rg.translate(region, -x1, -y1)
     # tmp pixel (i, j) is destination pixel (x1 + i, y1 + j) of the scaling
     composite(px.OP_SRC, pic, None, tmp, local, x1 - bbox.left, y1 - bbox.top, 0, 0, 0, 0,
               tmp.w, tmp.h)
+    _scaled(surf, pic)
     return tmp, x1, y1
 
 
 def scale_image_rop(canvas: SurfaceCanvas, region: np.ndarray, src: Pix, area: qxl.Rect,
-                    bbox: qxl.Rect, scale_mode: int, rop: int) -> None:
+                    bbox: qxl.Rect, scale_mode: int, rop: int,
+                    surf: SurfaceCanvas | None = None) -> None:
     """__scale_image_rop: scale into a temporary, then blit with the rop."""
-    tmp, offx, offy = scaled_copy(src, region, area, bbox, scale_mode)
+    tmp, offx, offy = scaled_copy(src, region, area, bbox, scale_mode, surf)
     if PF_BPP[tmp.fmt] != PF_BPP[canvas.pix.fmt]:
         raise DrawError("scaled source of another depth than the surface")
     pix = canvas.pix
@@ -374,28 +388,31 @@ def scale_image_rop(canvas: SurfaceCanvas, region: np.ndarray, src: Pix, area: q
                       tmp.w, tmp.h, offx, offy, rop)
 
 
-def scale_surface(src: Pix, area: qxl.Rect, width: int, height: int, scale_mode: int) -> Pix:
+def scale_surface(src: Pix, area: qxl.Rect, width: int, height: int, scale_mode: int,
+                  surf: SurfaceCanvas | None = None) -> Pix:
     """canvas_scale_surface (DRAW_ROP3): the source area scaled to
     width x height with a transform built from doubles.  A zero-sized area
     makes the reference's source offset overflow, pixman then draws
     nothing and the result stays zero."""
-    if scale_mode not in (qxl.SPICE_IMAGE_SCALE_MODE_INTERPOLATE,
-                          qxl.SPICE_IMAGE_SCALE_MODE_NEAREST):
-        raise DrawError(f"bad scale mode {scale_mode}")
     out = Pix.new(src.fmt, width, height)
-    if area.width == 0 or area.height == 0:
-        return out
     sx = area.width / width
     sy = area.height / height
     fsx = int(sx * 65536.0)
     fsy = int(sy * 65536.0)
+    if scale_mode not in (qxl.SPICE_IMAGE_SCALE_MODE_INTERPOLATE,
+                          qxl.SPICE_IMAGE_SCALE_MODE_NEAREST):
+        if surf is not None:
+            surf.pm_transform = (fsx, 0, 0, 0, fsy, 0)
+        raise DrawError(f"bad scale mode {scale_mode}")
     filt = (px.FILTER_NEAREST if scale_mode == qxl.SPICE_IMAGE_SCALE_MODE_NEAREST
             else px.FILTER_BILINEAR)
     pic = Picture.image(src, px.REPEAT_NONE, filt, (fsx, 0, 0, 0, fsy, 0))
-    ox = math.floor(area.left / sx + 0.5)
-    oy = math.floor(area.top / sy + 0.5)
-    composite(px.OP_SRC, pic, None, out, rg.rect_region(0, 0, width, height), ox, oy, 0, 0,
-              0, 0, width, height)
+    if area.width != 0 and area.height != 0:
+        ox = math.floor(area.left / sx + 0.5)
+        oy = math.floor(area.top / sy + 0.5)
+        composite(px.OP_SRC, pic, None, out, rg.rect_region(0, 0, width, height), ox, oy,
+                  0, 0, 0, 0, width, height)
+    _scaled(surf, pic)
     return out
 
 
@@ -421,21 +438,28 @@ def clear_dest_alpha(pix: Pix, x: int, y: int, width: int, height: int) -> None:
 
 
 def blend_image(canvas: SurfaceCanvas, region: np.ndarray, dest_has_alpha: bool, src: Pix,
-                area: qxl.Rect, bbox: qxl.Rect, alpha: int) -> None:
+                area: qxl.Rect, bbox: qxl.Rect, alpha: int,
+                surf: SurfaceCanvas | None = None) -> None:
     """__blend_image / __blend_scale_image (nearest): OVER with the overall
-    alpha as a solid mask."""
+    alpha as a solid mask.  ``surf`` is the surface whose own image is the
+    source (not a fresh alpha view of it): the unscaled blend then samples
+    through whatever transform and filter earlier operations left on it."""
     dest = canvas.pix
     if dest_has_alpha and canvas.format == qxl.SPICE_SURFACE_FMT_32_xRGB:
         dest = dest.with_format(PF_A8R8G8B8)
     mask = Picture.solid((alpha & 0xFF) << 24) if alpha != 0xFF else None
     if area.width == bbox.width and area.height == bbox.height:
-        pic = Picture.image(src)
+        if surf is not None:
+            pic = Picture.image(src, px.REPEAT_NONE, surf.pm_filter, surf.pm_transform)
+        else:
+            pic = Picture.image(src)
         composite(px.OP_OVER, pic, mask, dest, region, area.left, area.top, 0, 0,
                   bbox.left, bbox.top, bbox.width, bbox.height)
     else:
-        pic = _scale_picture(src, area, bbox, qxl.SPICE_IMAGE_SCALE_MODE_NEAREST)
+        pic = _scale_picture(src, area, bbox, qxl.SPICE_IMAGE_SCALE_MODE_NEAREST, surf)
         composite(px.OP_OVER, pic, mask, dest, region, 0, 0, 0, 0, bbox.left, bbox.top,
                   bbox.width, bbox.height)
+        _scaled(surf, pic)
     if canvas.format == qxl.SPICE_SURFACE_FMT_32_xRGB and not dest_has_alpha:
         clear_dest_alpha(canvas.pix, bbox.left, bbox.top, bbox.width, bbox.height)
 

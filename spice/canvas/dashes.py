@@ -22,6 +22,10 @@ from spice.canvas.surface import DrawError
 
 V_TOP, V_RIGHT, V_BOTTOM, V_LEFT = 0, 1, 2, 3
 SQSECANT = 108.856472512142  # miter limit constant: 1/sin^2(11/2)
+# Dashes are rasterised whole, off-surface parts included, as the reference
+# does; longer polylines than this are refused rather than left to run for
+# minutes.
+MAX_DASHED_LENGTH = 1 << 20
 
 
 def _iceil(x: float) -> int:
@@ -365,6 +369,9 @@ def dash_boxes(pts: np.ndarray, dashes: list[int], dash_offset: int, rop: int, w
     region; painted once each when the reference merges spans."""
     if not dashes or sum(dashes) == 0:
         raise DrawError("dash pattern of zero length (the reference loops forever)")
+    d = np.abs(np.diff(pts.astype(np.int64), axis=0)).sum() if pts.shape[0] > 1 else 0
+    if d > MAX_DASHED_LENGTH:
+        raise DrawError(f"dashed polyline {d} pixels long")
     span_data = pts.shape[0] >= 3 and _careful(rop)
     spans = dash_spans(pts, dashes, dash_offset, span_data)
     if not spans:

@@ -17,7 +17,7 @@ from spice.canvas import compose, lines, raster, text
 from spice.canvas import region as rg
 from spice.canvas.images import ImageError
 from spice.canvas.pixfmt import PF_A1, PF_A8, PF_A8R8G8B8, PF_BPP, PF_X8R8G8B8, Pix
-from spice.canvas.surface import DrawContext, DrawError, _mask_region
+from spice.canvas.surface import DrawContext, DrawError, _mask_region, check_temp_size
 
 if TYPE_CHECKING:
     from spice.canvas.surface import SurfaceCanvas
@@ -151,14 +151,17 @@ def blit(canvas: SurfaceCanvas, region: np.ndarray, src: Pix, offx: int, offy: i
                       src.w, src.h, offx, offy, rop)
 
 
-def _put_source(canvas: SurfaceCanvas, region: np.ndarray, src: Pix, area: qxl.Rect,
-                bbox: qxl.Rect, scale_mode: int, rop: int) -> None:
+def _put_source(canvas: SurfaceCanvas, ctx: DrawContext, region: np.ndarray,
+                image: qxl.Image, area: qxl.Rect, bbox: qxl.Rect, scale_mode: int,
+                rop: int) -> None:
+    surf = ctx.surface(image)
+    src = surf.pix if surf is not None else ctx.image(image, False, canvas.pix.fmt)
     if _same_size(bbox, area):
         blit(canvas, region, src, bbox.left - area.left, bbox.top - area.top, rop)
     elif rop == raster.ROP_COPY:
-        compose.scale_image(canvas, region, src, area, bbox, scale_mode)
+        compose.scale_image(canvas, region, src, area, bbox, scale_mode, surf)
     else:
-        compose.scale_image_rop(canvas, region, src, area, bbox, scale_mode, rop)
+        compose.scale_image_rop(canvas, region, src, area, bbox, scale_mode, rop, surf)
 
 
 def _masked_region(canvas, ctx, d, mask):
@@ -183,8 +186,7 @@ def draw_copy(canvas: SurfaceCanvas, ctx: DrawContext, d: qxl.Drawable) -> None:
     if rop == raster.ROP_NOOP or region.shape[0] == 0:
         ctx.touch(u.src_bitmap, canvas.pix.fmt)
         return
-    src = ctx.source(u.src_bitmap, False, canvas.pix.fmt)
-    _put_source(canvas, region, src, u.src_area, d.bbox, u.scale_mode, rop)
+    _put_source(canvas, ctx, region, u.src_bitmap, u.src_area, d.bbox, u.scale_mode, rop)
 
 
 def draw_opaque(canvas: SurfaceCanvas, ctx: DrawContext, d: qxl.Drawable) -> None:
@@ -195,8 +197,8 @@ def draw_opaque(canvas: SurfaceCanvas, ctx: DrawContext, d: qxl.Drawable) -> Non
         ctx.touch(u.src_bitmap, canvas.pix.fmt)
         ctx.touch_brush(u.brush, canvas.pix.fmt)
         return
-    src = ctx.source(u.src_bitmap, False, canvas.pix.fmt)
-    _put_source(canvas, region, src, u.src_area, d.bbox, u.scale_mode, raster.ROP_COPY)
+    _put_source(canvas, ctx, region, u.src_bitmap, u.src_area, d.bbox, u.scale_mode,
+                raster.ROP_COPY)
     draw_brush(canvas, ctx, region, u.brush, rop)
 
 
@@ -240,14 +242,15 @@ def draw_transparent(canvas: SurfaceCanvas, ctx: DrawContext, d: qxl.Drawable) -
         key, keymask = _rgb_to_565(u.true_color), 0xFFFF
     else:
         key, keymask = 0, 0xFF
-    src = ctx.source(u.src_bitmap, False, canvas.pix.fmt)
+    surf = ctx.surface(u.src_bitmap)
+    src = surf.pix if surf is not None else ctx.image(u.src_bitmap, False, canvas.pix.fmt)
     _check_depth(canvas, src)
     if _same_size(d.bbox, u.src_area):
         offx, offy = d.bbox.left - u.src_area.left, d.bbox.top - u.src_area.top
         scaled = src
     else:
         scaled, offx, offy = compose.scaled_copy(src, region, u.src_area, d.bbox,
-                                                 qxl.SPICE_IMAGE_SCALE_MODE_NEAREST)
+                                                 qxl.SPICE_IMAGE_SCALE_MODE_NEAREST, surf)
     pix = canvas.pix
     raster.colorkey_rects(pix.data, pix.top, pix.stride, region, scaled.data, scaled.top,
                           scaled.stride, scaled.w, scaled.h, offx, offy, key, keymask)
@@ -263,11 +266,13 @@ def draw_alpha_blend(canvas: SurfaceCanvas, ctx: DrawContext, d: qxl.Drawable) -
     if surf is not None:
         src = surf.pix
         if u.alpha_flags & qxl.SPICE_ALPHA_FLAGS_SRC_SURFACE_HAS_ALPHA and src.fmt == PF_X8R8G8B8:
+            # a fresh a8r8g8b8 view of the surface, with none of its image's state
             src = src.with_format(PF_A8R8G8B8)
+            surf = None
     else:
         src = ctx.image(u.src_bitmap, True, canvas.pix.fmt)
     dest_alpha = bool(u.alpha_flags & qxl.SPICE_ALPHA_FLAGS_DEST_HAS_ALPHA)
-    compose.blend_image(canvas, region, dest_alpha, src, u.src_area, d.bbox, u.alpha)
+    compose.blend_image(canvas, region, dest_alpha, src, u.src_area, d.bbox, u.alpha, surf)
 
 
 def draw_copy_bits(canvas: SurfaceCanvas, ctx: DrawContext, d: qxl.Drawable) -> None:
@@ -303,10 +308,12 @@ def draw_rop3(canvas: SurfaceCanvas, ctx: DrawContext, d: qxl.Drawable) -> None:
         raise DrawError("ROP3 on an 8-bit surface")
     if width <= 0 or height <= 0:
         raise DrawError("ROP3 with an empty bounding box")
+    check_temp_size(width, height)
     dst = read_area(canvas, d.bbox.left, d.bbox.top, width, height)
-    src = ctx.source(u.src_bitmap, False, canvas.pix.fmt)
+    surf = ctx.surface(u.src_bitmap)
+    src = surf.pix if surf is not None else ctx.image(u.src_bitmap, False, canvas.pix.fmt)
     if not _same_size(d.bbox, u.src_area):
-        src = compose.scale_surface(src, u.src_area, width, height, u.scale_mode)
+        src = compose.scale_surface(src, u.src_area, width, height, u.scale_mode, surf)
         sx = sy = 0
     else:
         sx, sy = u.src_area.left, u.src_area.top

@@ -317,9 +317,10 @@ def _bezier(out: list[tuple[int, int]], p0, p1, p2, p3, depth: int = 0) -> None:
     cb = dot(p2[0] - p3[0], p2[1] - p3[1], p0[0] - p3[0], p0[1] - p3[1])
     h1 = (a2 * b2 - ab * ab) >> 3
     h2 = (c2 * b2 - cb * cb) >> 3
-    # A curve that never flattens (all points equal) recurses forever in the
-    # reference; stop after a depth no real curve needs.
-    if (h1 < b2 and h2 < b2) or depth >= 40:
+    # A curve whose points have all become equal never passes the test and
+    # recurses until the reference's stack overflows; stop there, and after
+    # a depth no real curve needs.
+    if (h1 < b2 and h2 < b2) or p0 == p1 == p2 == p3 or depth >= 24:
         out.append((fix_to_int(p3[0]), fix_to_int(p3[1])))
         return
 

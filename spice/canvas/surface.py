@@ -27,6 +27,16 @@ class DrawError(ValueError):
     and not drawn."""
 
 
+# Temporary images the size of a bounding box (ROP3, COMPOSITE, text masks)
+# are refused beyond this many pixels; the reference fails to allocate them.
+MAX_TEMP_PIXELS = 1 << 26
+
+
+def check_temp_size(width: int, height: int) -> None:
+    if width * height > MAX_TEMP_PIXELS:
+        raise DrawError(f"a {width}x{height} temporary image is too large")
+
+
 @dataclass(slots=True)
 class DrawContext:
     """What one draw call needs besides the destination canvas."""
@@ -53,6 +63,8 @@ class DrawContext:
 
     def image(self, image: qxl.Image, want_original: bool, canvas_pf: int) -> Pix:
         """canvas_get_image for anything that is not a live surface."""
+        if image is None:
+            raise ImageError("drawable without its image")
         if isinstance(image, qxl.SurfaceImage) and not self.from_cache(image):
             raise ImageError(f"surface {image.surface_id} does not exist")
         return get_image(image, want_original, canvas_pf, self.cache, self.from_cache(image),
@@ -160,6 +172,12 @@ class SurfaceCanvas:
         top = 0 if stride > 0 else (height - 1) * -estride
         self.pix = Pix(pf, width, height, elems, top, estride)
         self.region = rg.rect_region(0, 0, width, height)
+        # The reference sets a transform and a filter on a surface's pixman
+        # image when it samples it, and some later uses of that image do not
+        # set them again; what was left is tracked here (None = identity,
+        # 0 = nearest).
+        self.pm_transform: tuple[int, int, int, int, int, int] | None = None
+        self.pm_filter = 0
 
     # -- public API ----------------------------------------------------------
 

@@ -72,6 +72,9 @@ def string_mask(string: qxl.GlyphString, bpp: int) -> tuple[Pix, int, int]:
     top = min(b[1] for b in boxes)
     right = max(b[2] for b in boxes)
     bottom = max(b[3] for b in boxes)
+    from spice.canvas.surface import check_temp_size
+
+    check_temp_size(right - left, bottom - top)
     mask = Pix.new(PF_A1 if bpp == 1 else PF_A8, right - left, bottom - top)
     for g, b in zip(string.glyphs, boxes, strict=True):
         if g.width == 0 or g.height == 0:
@@ -106,10 +109,16 @@ def fore_picture(canvas: SurfaceCanvas, ctx: DrawContext,
     if brush.type == qxl.SPICE_BRUSH_TYPE_SOLID:
         return compose.Picture.solid(brush_color(canvas, brush.color))
     if brush.type == qxl.SPICE_BRUSH_TYPE_PATTERN:
-        tile = ctx.source(brush.pattern, False, canvas.pix.fmt)
-        return compose.Picture.image(tile, px.REPEAT_NORMAL, px.FILTER_NEAREST,
-                                     (1 << 16, 0, -brush.pos.x << 16,
-                                      0, 1 << 16, -brush.pos.y << 16))
+        transform = (1 << 16, 0, -brush.pos.x << 16, 0, 1 << 16, -brush.pos.y << 16)
+        surf = ctx.surface(brush.pattern)
+        if surf is not None:
+            # the surface's own image: its filter is whatever was left on it,
+            # and the translation stays on it afterwards
+            pic = compose.Picture.image(surf.pix, px.REPEAT_NORMAL, surf.pm_filter, transform)
+            surf.pm_transform = transform
+            return pic
+        tile = ctx.image(brush.pattern, False, canvas.pix.fmt)
+        return compose.Picture.image(tile, px.REPEAT_NORMAL, px.FILTER_NEAREST, transform)
     return None
 
 
