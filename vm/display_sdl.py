@@ -158,6 +158,11 @@ class SDLDisplay:
     # -- public state -------------------------------------------------------------------
 
     @property
+    def server(self) -> Any:
+        """The SPICE server the pictures come from."""
+        return self._server
+
+    @property
     def grabbed(self) -> bool:
         return self._grabbed
 
