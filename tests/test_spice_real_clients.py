@@ -147,3 +147,23 @@ def test_spice_gtk_renders_every_draw_type_like_the_server():
     finally:
         reader.close()
         h.close()
+
+
+def test_remote_viewer_connects_with_the_vv_file(tmp_path):
+    h = start(password="vv-secret-7")
+    x = Xvfb()
+    vv = h.server.write_vv_file(tmp_path / "guest.vv")
+    rv = RemoteViewer(x, vv)
+    try:
+        rv.window()
+        want = server_picture(h)
+        deadline = time.monotonic() + 20
+        pos = None
+        while pos is None and time.monotonic() < deadline:
+            time.sleep(0.3)
+            pos = find_image(x.screenshot(), want)
+        assert pos is not None, rv.output()
+    finally:
+        rv.close()
+        x.close()
+        h.close()
