@@ -26,9 +26,15 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import pygame  # noqa: E402
 from firmware_harness import build_or_skip  # noqa: E402
+from spice_harness import ScriptedQXL, cursor_cmd, fill_cmd, primary_create  # noqa: E402
 
+from spice import qxl  # noqa: E402
+from spice.options import SpiceOptions  # noqa: E402
+from spice.server import SpiceServer  # noqa: E402
 from vm.board import Board, BoardConfig  # noqa: E402
+from vm.core import Core  # noqa: E402
 from vm.cpu import StopReason  # noqa: E402
+from vm.display_sdl import SDLDisplay  # noqa: E402
 
 GUEST = """
 .globl _start
@@ -345,3 +351,47 @@ def test_closing_the_window_stops_the_machine(machine: Machine) -> None:
     assert stop.reason is StopReason.SHUTDOWN
     assert machine.board.display is None  # closed with the board
     assert not pygame.display.get_init()
+
+
+def test_cursor_and_guest_resolution_with_a_scripted_device() -> None:
+    """The window on a server fed by a scripted QXL device: the cursor is
+    blended in at its hot spot, and a new primary size resizes the window."""
+    core = Core()
+    server = SpiceServer(core, SpiceOptions(port=0, disable_ticketing=True, name="demo"))
+    q = ScriptedQXL()
+    handle = server.add_qxl(q)
+    server.vm_start()
+    display = SDLDisplay(core, server, None, None, name="demo")
+    try:
+        assert display.title == "spicevm (demo)"
+        create, _mem = primary_create(64, 48)
+        handle.create_primary_surface(create)
+        q.push(fill_cmd(q.token(), (0, 0, 48, 64), 0x204060))
+        argb = np.full((4, 4), 0xFFFF0000, np.uint32)  # opaque red ...
+        argb[0, 0] = 0x800000FF  # ... one half-transparent blue pixel ...
+        argb[3, 3] = 0x00FFFFFF  # ... and one transparent pixel
+        shape = qxl.Cursor(9, qxl.SPICE_CURSOR_TYPE_ALPHA, 4, 4, 1, 2,
+                           argb.astype("<u4").view(np.uint8))
+        q.push_cursor(cursor_cmd(q.token(), qxl.QXL_CURSOR_SET, 0, 0, True, shape),
+                      cursor_cmd(q.token(), qxl.QXL_CURSOR_MOVE, 10, 20))
+        expected = np.full((48, 64), 0x204060, np.uint32)
+        expected[18:22, 9:13] = 0xFF0000
+        expected[18, 9] = sum(((0xFF * 0x80 + c * 0x7F + 127) // 255 if s == 0 else
+                               (c * 0x7F + 127) // 255) << s
+                              for s, c in ((0, 0x60), (8, 0x40), (16, 0x20)))
+        expected[21, 12] = 0x204060
+        deadline = time.monotonic() + 10
+        while not (display.window_size() == (64, 48)
+                   and np.array_equal(display.window_pixels(), expected)):
+            assert time.monotonic() < deadline, "the window never showed the cursor"
+            core.run(timeout=0.02)
+        handle.destroy_primary_surface()
+        create, _mem = primary_create(100, 80)
+        handle.create_primary_surface(create)
+        while display.window_size() != (100, 80):
+            assert time.monotonic() < deadline, "the window did not follow the guest's size"
+            core.run(timeout=0.02)
+    finally:
+        display.close()
+        server.close()
+        core.close()
