@@ -116,7 +116,8 @@ class RemoteViewer:
         xdotool = require("xdotool")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            r = subprocess.run([xdotool, "search", "--onlyvisible", "--name", "spice"],
+            # the only client on this private X server: any visible named window
+            r = subprocess.run([xdotool, "search", "--onlyvisible", "--name", "."],
                                env=self.x.env, capture_output=True, text=True, timeout=30)
             if r.stdout.strip():
                 return r.stdout.split()[-1]
