@@ -253,9 +253,10 @@ def expected_window(dump: np.ndarray, win_w: int, win_h: int) -> np.ndarray:
 
 
 def window_matches(m: Machine, dump_ref: list) -> bool:
+    """The window shows the server's primary, once the guest's text is on it."""
     dump = m.display.server.screendump()
     dump_ref[:] = [dump]
-    if dump is None:
+    if dump is None or not (dump[0:16, 0:63] == BLUE).any():
         return False
     win = m.display.window_pixels()
     return np.array_equal(win, expected_window(dump, win.shape[1], win.shape[0]))
