@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -396,3 +397,26 @@ def test_cursor_and_guest_resolution_with_a_scripted_device() -> None:
         display.close()
         server.close()
         core.close()
+
+
+def _spicevm(kernel: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.run([sys.executable, "-m", "vm.cli", "run", str(kernel), "-display", "sdl",
+                           "-serial", "none"], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_command_line_display_sdl(images: tuple[bytes, bytes], tmp_path: Path) -> None:
+    kernel = tmp_path / "exit7.elf"
+    kernel.write_bytes(link_kernel(".globl _start\n.p2align 2\n"
+                                   ".long 0x1BADB002, 0, -0x1BADB002\n"
+                                   "_start: mov $7, %al\n out %al, $0xf4\n1: hlt\n jmp 1b\n"))
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    proc = _spicevm(kernel, {**env, "SDL_VIDEODRIVER": "dummy"})
+    assert proc.returncode == 15, proc.stderr  # the guest's exit status, (7 << 1) | 1
+    # no display to open a window on: one sentence and status 1, as QEMU
+    proc = _spicevm(kernel, {**env, "SDL_VIDEODRIVER": "x11"})
+    assert proc.returncode == 1
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("spicevm:")]
+    assert lines == ["spicevm: cannot open the SDL window: x11 not available"], proc.stderr
+    assert "Traceback" not in proc.stderr

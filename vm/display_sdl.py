@@ -53,6 +53,7 @@ _ALT = (LEFT_ALT, RIGHT_ALT)
 # pygame button numbers -> SPICE button mask bits (left 1, middle 2, right 4)
 _BUTTON_BITS = {1: 1, 2: 2, 3: 4}
 _XRGB_MASKS = (0xFF0000, 0x00FF00, 0x0000FF, 0)
+_HEADLESS_DRIVERS = ("offscreen", "dummy")  # usable only when SDL_VIDEODRIVER names them
 
 
 def _import_pygame() -> Any:
@@ -145,6 +146,11 @@ class SDLDisplay:
         self.frames_shown = 0
         try:
             pg.display.init()
+            driver = pg.display.get_driver()
+            if driver in _HEADLESS_DRIVERS and os.environ.get("SDL_VIDEODRIVER") != driver:
+                # SDL falls back to an invisible window when there is no
+                # display; a window nobody can see is an error unless asked for
+                raise pg.error("no display is available (is DISPLAY set?)")
             pg.display.set_mode(INITIAL_SIZE, pg.RESIZABLE)
         except pg.error as exc:
             pg.display.quit()
