@@ -11,17 +11,18 @@ Other threads (the vCPU, the SPICE worker, the serial reader) post work with
 watch, are also safe from any thread.  A pipe wakes the loop when something
 posted from elsewhere needs it sooner than its current sleep.
 
-Timing: the loop sleeps in ``selector.select``; on Linux that is epoll, whose
-timeout has millisecond granularity (rounded up).  A device like the PIT
-drops a tick that fires a whole period late, so for the last two
-milliseconds before a deadline the loop checks its fds without waiting and
-then sleeps with ``time.sleep`` (nanosecond clock): timers fire within
-about 0.1 ms of their deadline.  While it naps, work posted from another
-thread waits for the end of the nap (at most 2 ms).
+Timing: a device like the PIT drops a tick that fires a whole period late,
+so timers must be precise, and epoll's own timeout has millisecond
+granularity.  The loop therefore arms a timerfd (CLOCK_MONOTONIC, absolute
+nanosecond deadline) for its earliest timer and waits in epoll with no
+timeout: one wake-up per timer, typically within 0.1 ms of the deadline.
+Where timerfd is missing the loop falls back to epoll plus a precise
+``time.sleep`` for the last two milliseconds.
 """
 
 from __future__ import annotations
 
+import ctypes
 import heapq
 import itertools
 import logging
@@ -36,9 +37,63 @@ from spice.interfaces import ChannelEvent, ChannelEventInfo, WatchEvent
 
 log = logging.getLogger(__name__)
 
-# Below this many seconds to the next timer the loop sleeps precisely
-# instead of in epoll (whose timeout has millisecond granularity).
+# Without a timerfd: below this many seconds to the next timer the loop
+# sleeps precisely instead of in epoll (millisecond granularity).
 _NAP_BELOW = 0.002
+_TIMERFD = object()  # selector key data of the timerfd
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = (("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long))
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = (("it_interval", _Timespec), ("it_value", _Timespec))
+
+
+class _TimerFd:
+    """A Linux timerfd on CLOCK_MONOTONIC (the clock of ``time.monotonic_ns``)
+    armed with absolute nanosecond deadlines, through libc: Python 3.11 has
+    no ``os.timerfd_*``."""
+
+    CLOCK_MONOTONIC = 1
+    TFD_TIMER_ABSTIME = 1
+
+    def __init__(self, libc: ctypes.CDLL, fd: int) -> None:
+        self._libc = libc
+        self.fd = fd
+        self._armed: int | None = None
+        self._spec = _Itimerspec()
+
+    @classmethod
+    def create(cls) -> _TimerFd | None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = libc.timerfd_create(cls.CLOCK_MONOTONIC, os.O_NONBLOCK | os.O_CLOEXEC)
+        except (OSError, AttributeError):
+            return None
+        return cls(libc, fd) if fd >= 0 else None
+
+    def set(self, deadline_ns: int | None) -> None:
+        if deadline_ns == self._armed:
+            return
+        value = self._spec.it_value
+        if deadline_ns is None:
+            value.tv_sec = value.tv_nsec = 0  # disarm
+        else:
+            deadline_ns = max(deadline_ns, 1)  # 0 would disarm
+            value.tv_sec, value.tv_nsec = divmod(deadline_ns, 1_000_000_000)
+        if self._libc.timerfd_settime(self.fd, self.TFD_TIMER_ABSTIME, ctypes.byref(self._spec),
+                                      None) != 0:
+            raise OSError(ctypes.get_errno(), "timerfd_settime failed")
+        self._armed = deadline_ns
+
+    def clear(self) -> None:
+        try:
+            os.read(self.fd, 8)
+        except BlockingIOError:
+            pass
+        self._armed = None
 
 _SELECT_TO_WATCH = {selectors.EVENT_READ: WatchEvent.READ, selectors.EVENT_WRITE: WatchEvent.WRITE}
 
@@ -109,6 +164,9 @@ class Core:
         rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._wake_r, self._wake_w = rfd, wfd
         self._selector.register(rfd, selectors.EVENT_READ, None)
+        self._timerfd = _TimerFd.create()
+        if self._timerfd is not None:
+            self._selector.register(self._timerfd.fd, selectors.EVENT_READ, _TIMERFD)
 
     # ------------------------------------------------------------------ Clock
     @staticmethod
@@ -210,6 +268,8 @@ class Core:
 
     def close(self) -> None:
         self._selector.close()
+        if self._timerfd is not None:
+            os.close(self._timerfd.fd)
         os.close(self._wake_r)
         os.close(self._wake_w)
 
@@ -272,24 +332,21 @@ class Core:
                 first = self._timers[0][0]
                 if deadline is None or first < deadline:
                     deadline = first
-        timeout = None if deadline is None else max(0.0, (deadline - self.now_ns()) / 1e9)
         try:
-            if timeout is not None and timeout < _NAP_BELOW:
-                # epoll's timeout is whole milliseconds, rounded up: for the
-                # last stretch look at the fds without waiting, then sleep
-                # precisely (clock_nanosleep) unless something is ready.
-                ready = self._selector.select(0)
-                if not ready:
-                    time.sleep(timeout)
+            if self._timerfd is not None:
+                self._timerfd.set(deadline)
+                ready = self._selector.select(None)
             else:
-                if timeout is not None:
-                    timeout -= _NAP_BELOW / 2  # wake early; the nap above does the rest
-                ready = self._selector.select(timeout)
+                ready = self._select_with_nap(deadline)
         finally:
             self._sleeping = False
         for key, mask in ready:
             if key.data is None:
                 self._drain_wake()
+                continue
+            if key.data is _TIMERFD:
+                assert self._timerfd is not None
+                self._timerfd.clear()
                 continue
             watch: CoreWatch = key.data
             if not watch.active:
@@ -301,6 +358,20 @@ class Core:
             events &= watch.events
             if events:
                 self._call(lambda w=watch, e=events: w.callback(w.fd, e))
+
+    def _select_with_nap(self, deadline: int | None) -> list:  # type: ignore[type-arg]
+        """Without a timerfd: epoll's timeout is whole milliseconds, rounded
+        up, so for the last stretch look at the fds without waiting, then
+        sleep precisely (clock_nanosleep) unless something is ready."""
+        timeout = None if deadline is None else max(0.0, (deadline - self.now_ns()) / 1e9)
+        if timeout is not None and timeout < _NAP_BELOW:
+            ready = self._selector.select(0)
+            if not ready:
+                time.sleep(timeout)
+            return ready
+        if timeout is not None:
+            timeout -= _NAP_BELOW / 2  # wake early; the nap does the rest
+        return self._selector.select(timeout)
 
     def _drain_wake(self) -> None:
         try:

@@ -99,7 +99,7 @@ from vm.interrupts import (
     exception_name,
 )
 from vm.memory import GuestMemory
-from vm.x86state import format_registers, layout, snapshot
+from vm.x86state import CpuState, FastRegs, format_registers, layout
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,9 @@ class CPU:
         self.interrupt_controller: InterruptController | None = None
         self.reset_handler: Callable[[], None] | None = None
         self.on_stop: Callable[[CPUStop], None] | None = None
-        self._delivery = InterruptDelivery(self.uc, self.memory)
+        self._state = CpuState(self.uc)
+        self._regs = FastRegs(self.uc)
+        self._delivery = InterruptDelivery(self.uc, self.memory, self._state)
 
         self._thread: threading.Thread | None = None
         self._vcpu_ident: int | None = None
@@ -362,16 +364,15 @@ class CPU:
         intc = self.interrupt_controller
         if intc is None or not intc.has_interrupt():
             return False
-        if not self.uc.reg_read(X.UC_X86_REG_EFLAGS) & EFLAGS_IF:
+        if not self._regs.read(X.UC_X86_REG_EFLAGS) & EFLAGS_IF:
             return False
-        snap = snapshot(self.uc)
-        if snap.inhibit_irq:
+        if self._state.refresh().inhibit_irq:
             return False
         vector = intc.acknowledge()
         self.stats["irqs"] += 1
         self._halted = False
         try:
-            self._delivery.deliver(vector, Source.EXTERNAL, None, snap)
+            self._delivery.deliver(vector, Source.EXTERNAL, None)
         except TripleFault as tf:
             self._triple_fault(f"IRQ vector {vector:#x}: {tf}")
         return True
@@ -387,7 +388,7 @@ class CPU:
         self.stats["emu_starts"] += 1
         stops = self._stopper.stops
         try:
-            self.uc.emu_start(self.uc.reg_read(X.UC_X86_REG_EIP), 0)
+            self.uc.emu_start(self._regs.read(X.UC_X86_REG_EIP), 0)
         except UcError as exc:
             self._cpu_error(exc)
             return
@@ -459,16 +460,16 @@ class CPU:
                                    registers=self._dump()))
             return
         self.stats["exceptions"] += 1
-        snap = snapshot(uc)
+        st = self._state.refresh()
         if vector in SETS_OLD_EXCEPTION:
-            snap.clear_old_exception()
-        source = Source.SOFTWARE if snap.exception_is_int else Source.EXCEPTION
-        error = snap.error_code if source is Source.EXCEPTION and vector in HAS_ERROR_CODE else None
+            st.clear_old_exception()
+        source = Source.SOFTWARE if st.exception_is_int else Source.EXCEPTION
+        error = st.error_code if source is Source.EXCEPTION and vector in HAS_ERROR_CODE else None
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s at EIP %#x error %s", source.value, exception_name(vector),
-                      uc.reg_read(X.UC_X86_REG_EIP), None if error is None else hex(error))
+                      st.eip, None if error is None else hex(error))
         try:
-            self._delivery.deliver(vector, source, error, snap)
+            self._delivery.deliver(vector, source, error)
         except TripleFault as tf:
             self._triple_fault(f"{exception_name(vector)}: {tf}")
 

@@ -46,7 +46,7 @@ from unicorn import Uc
 from unicorn import x86_const as X
 
 from vm.memory import GuestMemory
-from vm.x86state import R_SS, Snapshot
+from vm.x86state import R_CS, R_SS, CpuState, FastRegs
 
 log = logging.getLogger(__name__)
 
@@ -103,19 +103,21 @@ class DeliveryFault(Exception):  # noqa: N818
 class InterruptDelivery:
     """Delivers one event into the guest, as the processor would."""
 
-    def __init__(self, uc: Uc, memory: GuestMemory) -> None:
+    def __init__(self, uc: Uc, memory: GuestMemory, state: CpuState) -> None:
         self._uc = uc
         self._mem = memory
+        self._state = state  # refreshed by the caller before each delivery
+        self._regs = FastRegs(uc)
 
     # -------------------------------------------------------------- public
-    def deliver(self, vector: int, source: Source, error_code: int | None,
-                snap: Snapshot) -> None:
-        """Deliver ``vector``; faults during delivery follow the double-fault
+    def deliver(self, vector: int, source: Source, error_code: int | None) -> None:
+        """Deliver ``vector`` (the CPU state must have been refreshed since
+        the guest last ran); faults during delivery follow the double-fault
         rules.  Raises :class:`TripleFault`."""
         first = vector
         while True:
             try:
-                self._deliver_once(vector, source, error_code, snap)
+                self._deliver_once(vector, source, error_code)
                 return
             except DeliveryFault as fault:
                 nxt = fault.vector
@@ -134,50 +136,55 @@ class InterruptDelivery:
                 source = Source.EXCEPTION
 
     # ----------------------------------------------------------- delivery
-    def _deliver_once(self, vector: int, source: Source, error_code: int | None,
-                      snap: Snapshot) -> None:
-        cr0 = self._uc.reg_read(X.UC_X86_REG_CR0)
-        eflags = self._uc.reg_read(X.UC_X86_REG_EFLAGS)
+    def _deliver_once(self, vector: int, source: Source, error_code: int | None) -> None:
+        cr0 = self._state.cr(0)
+        eflags = self._regs.read(X.UC_X86_REG_EFLAGS)
         if not cr0 & CR0_PE:
-            self._deliver_real(vector, eflags, snap)
+            self._deliver_real(vector, eflags)
         elif eflags & EFLAGS_VM:
             raise TripleFault("interrupt in virtual-8086 mode: not supported")
         else:
-            self._deliver_protected(vector, source, error_code, eflags, snap)
+            self._deliver_protected(vector, source, error_code, eflags)
 
-    def _deliver_real(self, vector: int, eflags: int, snap: Snapshot) -> None:
-        _, base, limit, _ = self._uc.reg_read(X.UC_X86_REG_IDTR)
-        if vector * 4 + 3 > limit:
+    def _deliver_real(self, vector: int, eflags: int) -> None:
+        st = self._state
+        idtr = st.idtr
+        if vector * 4 + 3 > idtr.limit:
             raise DeliveryFault(13, vector * 8 + 2)
-        ip, cs = struct.unpack("<HH", self._read_linear(base + vector * 4, 4))
-        esp = self._uc.reg_read(X.UC_X86_REG_ESP)
-        ss_base = snap.segment(R_SS).base
-        old_cs = self._uc.reg_read(X.UC_X86_REG_CS)
-        old_ip = self._uc.reg_read(X.UC_X86_REG_EIP) & 0xFFFF
-        sp = esp & 0xFFFF
-        for value in (eflags & 0xFFFF, old_cs, old_ip):
-            sp = (sp - 2) & 0xFFFF
-            self._write_linear(ss_base + sp, struct.pack("<H", value), user=False)
-        self._uc.reg_write(X.UC_X86_REG_ESP, (esp & 0xFFFF0000) | sp)
-        self._uc.reg_write(X.UC_X86_REG_EFLAGS,
-                           eflags & ~(EFLAGS_IF | EFLAGS_TF | EFLAGS_AC | EFLAGS_RF))
-        self._uc.reg_write(X.UC_X86_REG_CS, cs)
-        self._uc.reg_write(X.UC_X86_REG_EIP, ip)
+        ip, cs = struct.unpack("<HH", self._read_linear(idtr.base + vector * 4, 4))
+        esp = st.gpr(4)
+        ss_base = st.segment(R_SS).base
+        old_cs = st.segment(R_CS).selector
+        old_ip = st.eip & 0xFFFF
+        sp = (esp - 6) & 0xFFFF
+        frame = struct.pack("<HHH", old_ip, old_cs, eflags & 0xFFFF)
+        if sp > 0xFFFA:  # the frame wraps around the 64 KiB segment
+            for i in range(3):
+                self._write_linear(ss_base + ((sp + 2 * i) & 0xFFFF), frame[2 * i : 2 * i + 2],
+                                   user=False)
+        else:
+            self._write_linear(ss_base + sp, frame, user=False)
+        self._regs.write(X.UC_X86_REG_ESP, (esp & 0xFFFF0000) | sp)
+        self._regs.write(X.UC_X86_REG_EFLAGS,
+                         eflags & ~(EFLAGS_IF | EFLAGS_TF | EFLAGS_AC | EFLAGS_RF))
+        self._regs.write(X.UC_X86_REG_CS, cs)
+        self._regs.write(X.UC_X86_REG_EIP, ip)
 
     def _deliver_protected(self, vector: int, source: Source, error_code: int | None,
-                           eflags: int, snap: Snapshot) -> None:
+                           eflags: int) -> None:
+        st = self._state
         ext = 0 if source is Source.SOFTWARE else 1
         idt_err = vector * 8 + 2 + ext
-        _, base, limit, _ = self._uc.reg_read(X.UC_X86_REG_IDTR)
-        if vector * 8 + 7 > limit:
+        idtr = st.idtr
+        if vector * 8 + 7 > idtr.limit:
             raise DeliveryFault(13, idt_err)
-        lo, hi = struct.unpack("<II", self._read_linear(base + vector * 8, 8))
+        lo, hi = struct.unpack("<II", self._read_linear(idtr.base + vector * 8, 8))
         gate_type = (hi >> 8) & 0x1F
         if gate_type == 0x05:
             raise TripleFault(f"{exception_name(vector)} through a task gate: not supported")
         if gate_type not in (0x06, 0x07, 0x0E, 0x0F):
             raise DeliveryFault(13, idt_err)
-        cpl = snap.cpl
+        cpl = st.cpl
         if source is Source.SOFTWARE and ((hi >> 13) & 3) < cpl:
             raise DeliveryFault(13, idt_err)
         if not hi & (1 << 15):
@@ -199,16 +206,13 @@ class InterruptDelivery:
         conforming = bool(cs_hi & (1 << 10))
         new_cpl = cpl if conforming else cs_dpl
 
-        old_cs = self._uc.reg_read(X.UC_X86_REG_CS)
-        old_eip = self._uc.reg_read(X.UC_X86_REG_EIP)
-        old_esp = self._uc.reg_read(X.UC_X86_REG_ESP)
-        old_ss = self._uc.reg_read(X.UC_X86_REG_SS)
+        ss = st.segment(R_SS)
+        old_cs, old_eip, old_esp, old_ss = st.segment(R_CS).selector, st.eip, st.gpr(4), ss.selector
         frame = [eflags, old_cs, old_eip]
         if new_cpl < cpl:
             new_ss, esp, ss_base, ss_32 = self._inner_stack(new_cpl, ext)
             frame = [old_ss, old_esp] + frame
         else:
-            ss = snap.segment(R_SS)
             new_ss, esp, ss_base, ss_32 = old_ss, old_esp, ss.base, bool(ss.flags & DESC_B)
         if error_code is not None:
             frame.append(error_code)
@@ -216,27 +220,32 @@ class InterruptDelivery:
         fmt = "<I" if gate32 else "<H"
         mask = (1 << (8 * width)) - 1
         sp_mask = 0xFFFFFFFF if ss_32 else 0xFFFF
-        sp = esp
-        for value in frame:
-            sp = (sp - width) & sp_mask
-            self._write_linear(ss_base + sp, struct.pack(fmt, value & mask), user=new_cpl == 3)
+        sp = (esp - width * len(frame)) & sp_mask
+        blob = b"".join(struct.pack(fmt, value & mask) for value in reversed(frame))
+        if sp + len(blob) > sp_mask + 1:  # wraps around a 16-bit stack segment
+            for i in range(len(frame)):
+                self._write_linear(ss_base + ((sp + width * i) & sp_mask),
+                                   blob[width * i : width * (i + 1)], user=new_cpl == 3)
+        else:
+            self._write_linear(ss_base + sp, blob, user=new_cpl == 3)
         new_esp = sp if ss_32 else (esp & ~0xFFFF) | sp
 
         if new_cpl != cpl:
             self._enter_ring(new_cpl)
-            self._uc.reg_write(X.UC_X86_REG_SS, new_ss)
-        self._uc.reg_write(X.UC_X86_REG_ESP, new_esp)
+            self._regs.write(X.UC_X86_REG_SS, new_ss)
+        self._regs.write(X.UC_X86_REG_ESP, new_esp)
         self._load_cs((selector & 0xFFFC) | new_cpl, cs_hi, cs_addr)
         new_flags = eflags & ~(EFLAGS_TF | EFLAGS_NT | EFLAGS_RF | EFLAGS_VM)
         if not gate_type & 1:
             new_flags &= ~EFLAGS_IF
-        self._uc.reg_write(X.UC_X86_REG_EFLAGS, new_flags)
-        self._uc.reg_write(X.UC_X86_REG_EIP, offset)
+        self._regs.write(X.UC_X86_REG_EFLAGS, new_flags)
+        self._regs.write(X.UC_X86_REG_EIP, offset)
 
     # ------------------------------------------------------------- pieces
     def _inner_stack(self, new_cpl: int, ext: int) -> tuple[int, int, int, bool]:
         """SS:ESP for ``new_cpl`` from the TSS; returns (ss, esp, base, 32-bit)."""
-        tr_sel, tr_base, tr_limit, tr_flags = self._uc.reg_read(X.UC_X86_REG_TR)
+        tr = self._state.tr
+        tr_sel, tr_base, tr_limit, tr_flags = tr.selector, tr.base, tr.limit, tr.flags
         tss_type = (tr_flags >> 8) & 0xF
         if tss_type in (9, 11):
             off = 4 + 8 * new_cpl
@@ -264,10 +273,8 @@ class InterruptDelivery:
 
     def _descriptor(self, selector: int, err: int, fault: int = 13) -> tuple[int, int, int]:
         """(low dword, high dword, linear address) of a GDT/LDT descriptor."""
-        if selector & 4:
-            _, table, limit, _ = self._uc.reg_read(X.UC_X86_REG_LDTR)
-        else:
-            _, table, limit, _ = self._uc.reg_read(X.UC_X86_REG_GDTR)
+        cache = self._state.ldtr if selector & 4 else self._state.gdtr
+        table, limit = cache.base, cache.limit
         index = selector & 0xFFF8
         if index + 7 > limit:
             raise DeliveryFault(fault, err)
@@ -282,7 +289,7 @@ class InterruptDelivery:
             # execute-only segment: make it readable just for the load.
             self._write_linear(addr + 4, struct.pack("<I", hi | (1 << 9)), user=False)
         try:
-            self._uc.reg_write(X.UC_X86_REG_CS, selector)
+            self._regs.write(X.UC_X86_REG_CS, selector)
         finally:
             if not readable:
                 self._write_linear(addr + 4, struct.pack("<I", hi | (1 << 8)), user=False)
@@ -292,15 +299,15 @@ class InterruptDelivery:
         loading SS in real mode gives a DPL-0 SS, and CPL follows SS)."""
         if cpl != 0:
             raise TripleFault(f"interrupt into ring {cpl}: not supported")
-        cr0 = self._uc.reg_read(X.UC_X86_REG_CR0)
-        self._uc.reg_write(X.UC_X86_REG_CR0, cr0 & ~(CR0_PE | CR0_PG))
-        self._uc.reg_write(X.UC_X86_REG_SS, 0)
-        self._uc.reg_write(X.UC_X86_REG_CR0, cr0)
+        cr0 = self._regs.read(X.UC_X86_REG_CR0)
+        self._regs.write(X.UC_X86_REG_CR0, cr0 & ~(CR0_PE | CR0_PG))
+        self._regs.write(X.UC_X86_REG_SS, 0)
+        self._regs.write(X.UC_X86_REG_CR0, cr0)
 
     def _set_cr2(self, value: int) -> None:
-        cr3 = self._uc.reg_read(X.UC_X86_REG_CR3)
-        self._uc.reg_write(X.UC_X86_REG_CR2, value)
-        self._uc.reg_write(X.UC_X86_REG_CR3, cr3)
+        cr3 = self._regs.read(X.UC_X86_REG_CR3)
+        self._regs.write(X.UC_X86_REG_CR2, value)
+        self._regs.write(X.UC_X86_REG_CR3, cr3)
 
     # ------------------------------------------------------ linear memory
     def _read_linear(self, addr: int, size: int) -> bytes:
@@ -315,7 +322,7 @@ class InterruptDelivery:
     def _write_linear(self, addr: int, data: bytes, user: bool) -> None:
         while data:
             chunk = min(len(data), 0x1000 - (addr & 0xFFF))
-            self._mem.write(self.translate(addr, write=True, user=user), data[:chunk])
+            self._mem.poke(self.translate(addr, write=True, user=user), data[:chunk])
             addr += chunk
             data = data[chunk:]
 
@@ -323,11 +330,10 @@ class InterruptDelivery:
         """Linear -> physical through the guest's page tables, raising
         :class:`DeliveryFault` (#PF, with CR2) as the MMU would."""
         linear &= 0xFFFFFFFF
-        cr0 = self._uc.reg_read(X.UC_X86_REG_CR0)
+        cr0 = self._state.cr(0)
         if not cr0 & CR0_PG:
             return linear
-        cr3 = self._uc.reg_read(X.UC_X86_REG_CR3)
-        cr4 = self._uc.reg_read(X.UC_X86_REG_CR4)
+        cr3, cr4 = self._state.cr(3), self._state.cr(4)
         rw = us = True
 
         def fault(present: bool) -> DeliveryFault:

@@ -205,6 +205,18 @@ class GuestMemory:
                 self._uc.mem_write(addr + pos, piece)
             pos += chunk
 
+    def poke(self, addr: int, data: bytes) -> None:
+        """Write data (an interrupt frame, say) straight into the RAM array
+        under ``addr``; falls back to :meth:`write` elsewhere.  Translated
+        code covering the bytes is not invalidated: not for code."""
+        region = self.find(addr)
+        if (region is not None and region.array is not None and not region.readonly
+                and addr + len(data) <= region.end):
+            off = addr - region.base
+            region.array[off : off + len(data)] = np.frombuffer(data, dtype=np.uint8)
+        else:
+            self.write(addr, data)
+
     def restore_roms(self) -> bool:
         """Undo guest writes to ROM images (called at machine reset);
         True if any byte changed."""

@@ -25,7 +25,7 @@ clears ``old_exception`` after it has delivered an exception, but Unicorn
 replaces delivery with the hook and never clears it, so the *next* fault
 would be turned into a double fault (and the one after into a "triple
 fault" that ends ``emu_start`` as if by ``hlt``).  After each exception the
-hook writes -1 back into ``old_exception`` (:meth:`Snapshot.clear_old_exception`).
+hook writes -1 back into ``old_exception`` (:meth:`CpuState.clear_old_exception`).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from unicorn import UC_ARCH_X86, UC_HOOK_INTR, UC_MODE_32, UC_PROT_ALL, Uc, UcError
 from unicorn import x86_const as X
+from unicorn.unicorn_py3.unicorn import uclib
 
 # hflags bits (QEMU target/i386/cpu.h)
 HF_CPL_MASK = 3
@@ -62,6 +63,27 @@ class EnvLayout:
     old_exception: int
     size: int  # bytes to read (header + CPUX86State part)
 
+    # Fixed by CPUX86State's declaration order after ``segs``.
+    @property
+    def ldt(self) -> int:
+        return self.segs + 6 * _SEG_SIZE
+
+    @property
+    def tr(self) -> int:
+        return self.segs + 7 * _SEG_SIZE
+
+    @property
+    def gdt(self) -> int:
+        return self.segs + 8 * _SEG_SIZE
+
+    @property
+    def idt(self) -> int:
+        return self.segs + 9 * _SEG_SIZE
+
+    @property
+    def cr(self) -> int:
+        return self.segs + 10 * _SEG_SIZE
+
 
 @dataclass(frozen=True)
 class SegmentCache:
@@ -71,17 +93,22 @@ class SegmentCache:
     flags: int
 
 
-class Snapshot:
-    """The hidden CPU state at one moment (read from a saved context)."""
+class CpuState:
+    """The hidden CPU state, read from a context buffer that
+    :meth:`refresh` re-saves (one buffer per engine, no allocation)."""
 
-    def __init__(self, uc: Uc, layout: EnvLayout) -> None:
+    def __init__(self, uc: Uc) -> None:
         self._uc = uc
-        self._layout = layout
+        self._layout = layout()
         self._ctx = uc.context_save()
         addr = ctypes.cast(self._ctx.context, ctypes.c_void_p).value
         assert addr is not None
         self._addr = addr
-        self._raw = ctypes.string_at(addr, layout.size)
+        self._raw = memoryview((ctypes.c_char * self._layout.size).from_address(addr)).cast("B")
+
+    def refresh(self) -> CpuState:
+        self._uc.context_update(self._ctx)
+        return self
 
     def _i32(self, off: int) -> int:
         return struct.unpack_from("<i", self._raw, off)[0]
@@ -99,6 +126,10 @@ class Snapshot:
         return bool(self.hflags & HF_INHIBIT_IRQ_MASK)
 
     @property
+    def protected(self) -> bool:
+        return bool(self.hflags & HF_PE_MASK)
+
+    @property
     def error_code(self) -> int:
         return self._i32(self._layout.error_code) & 0xFFFFFFFF
 
@@ -106,22 +137,73 @@ class Snapshot:
     def exception_is_int(self) -> bool:
         return self._i32(self._layout.exception_is_int) != 0
 
-    def segment(self, index: int) -> SegmentCache:
-        sel, base, limit, flags = struct.unpack_from(
-            "<IxxxxQII", self._raw, self._layout.segs + index * _SEG_SIZE)
+    def gpr(self, index: int) -> int:
+        """EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI by their encoding (0-7)."""
+        return struct.unpack_from("<Q", self._raw, self._layout.regs + 8 * index)[0] & 0xFFFFFFFF
+
+    @property
+    def eip(self) -> int:
+        return struct.unpack_from("<Q", self._raw, self._layout.regs + 128)[0] & 0xFFFFFFFF
+
+    def _cache(self, off: int) -> SegmentCache:
+        sel, base, limit, flags = struct.unpack_from("<IxxxxQII", self._raw, off)
         return SegmentCache(sel & 0xFFFF, base, limit, flags)
+
+    def segment(self, index: int) -> SegmentCache:
+        """ES, CS, SS, DS, FS, GS (R_ES ... R_GS)."""
+        return self._cache(self._layout.segs + index * _SEG_SIZE)
+
+    @property
+    def ldtr(self) -> SegmentCache:
+        return self._cache(self._layout.ldt)
+
+    @property
+    def tr(self) -> SegmentCache:
+        return self._cache(self._layout.tr)
+
+    @property
+    def gdtr(self) -> SegmentCache:
+        return self._cache(self._layout.gdt)
+
+    @property
+    def idtr(self) -> SegmentCache:
+        return self._cache(self._layout.idt)
+
+    def cr(self, n: int) -> int:
+        return struct.unpack_from("<Q", self._raw, self._layout.cr + 8 * n)[0] & 0xFFFFFFFF
 
     def clear_old_exception(self) -> None:
         """Write -1 into ``old_exception`` (see the module docstring)."""
         off = self._layout.old_exception
         if self._i32(off) == -1:
             return
-        ctypes.memmove(self._addr + off, struct.pack("<i", -1), 4)
+        struct.pack_into("<i", self._raw, off, -1)
         self._uc.context_restore(self._ctx)
 
 
-def snapshot(uc: Uc) -> Snapshot:
-    return Snapshot(uc, layout())
+class FastRegs:
+    """Scalar register reads and writes straight through ``uc_reg_read`` /
+    ``uc_reg_write`` with one reused buffer: the binding's own ``reg_read``
+    spends several microseconds per call choosing a register class, which
+    adds up on every interrupt.  Not for table registers (GDTR, ...)."""
+
+    def __init__(self, uc: Uc) -> None:
+        self._uch = uc._uch
+        self._buf = ctypes.c_uint64()
+        self._ref = ctypes.byref(self._buf)
+
+    def read(self, reg: int) -> int:
+        self._buf.value = 0
+        status = uclib.uc_reg_read(self._uch, reg, self._ref)
+        if status:
+            raise UcError(status)
+        return self._buf.value
+
+    def write(self, reg: int, value: int) -> None:
+        self._buf.value = value & 0xFFFFFFFFFFFFFFFF
+        status = uclib.uc_reg_write(self._uch, reg, self._ref)
+        if status:
+            raise UcError(status)
 
 
 # ---------------------------------------------------------------- the probe
@@ -173,6 +255,8 @@ def _probe() -> EnvLayout:
     for reg in (X.UC_X86_REG_DS, X.UC_X86_REG_SS, X.UC_X86_REG_ES):
         uc.reg_write(reg, 0x10)
     uc.reg_write(X.UC_X86_REG_ESP, 0xF00)
+    uc.reg_write(X.UC_X86_REG_IDTR, (0, 0x2800, 0x7FF, 0))
+    uc.reg_write(X.UC_X86_REG_TR, (0x28, 0x3000, 0x67, 0x8B00))
     size = 24 + uc.context_save().size  # the uc_context header, then CPUX86State
     seen: list[tuple[int, int, bytes, ctypes.c_void_p]] = []
     found: dict[str, int] = {}
@@ -214,8 +298,14 @@ def _probe() -> EnvLayout:
     segs = regs + 184
     es = struct.unpack_from("<IxxxxQ", gp1, segs + R_ES * _SEG_SIZE)
     assert es == (0x18, 0x12345000), f"segs: {es}"
-    return EnvLayout(regs=regs, hflags=hflags, segs=segs, error_code=err,
-                     exception_is_int=is_int, old_exception=found["old_exception"], size=size)
+    env = EnvLayout(regs=regs, hflags=hflags, segs=segs, error_code=err,
+                    exception_is_int=is_int, old_exception=found["old_exception"], size=size)
+    for name, off, want in (("gdt", env.gdt, (0x2000, len(gdt) - 1)),
+                            ("idt", env.idt, (0x2800, 0x7FF)), ("tr", env.tr, (0x3000, 0x67))):
+        got = struct.unpack_from("<QI", gp1, off + 8)
+        assert got == want, f"{name}: {got}"
+    assert struct.unpack_from("<Q", gp1, env.cr)[0] & 0xFFFFFFFF == uc.reg_read(X.UC_X86_REG_CR0)
+    return env
 
 
 def _unique(raw: bytes, needle: bytes) -> int:
@@ -236,7 +326,7 @@ _FLAG_LETTERS = ((11, "O"), (10, "D"), (9, "I"), (7, "S"), (6, "Z"), (4, "A"), (
 
 def format_registers(uc: Uc) -> str:
     """The guest's register state, laid out like QEMU's ``info registers``."""
-    snap = snapshot(uc)
+    snap = CpuState(uc).refresh()
     r = {name: uc.reg_read(reg) for name, reg in _GPRS}
     eip = uc.reg_read(X.UC_X86_REG_EIP)
     efl = uc.reg_read(X.UC_X86_REG_EFLAGS)
