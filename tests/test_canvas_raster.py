@@ -401,3 +401,25 @@ def test_argb_surface_alpha_is_kept_by_fills():
     c.draw(fill(rect(0, 0, 2, 2), solid(0x40102030)), no_surfaces)
     assert np.all(c.read_pixels(rect(0, 0, 2, 2)) == 0x40102030)
 
+
+
+def test_quic_image_draws_like_its_bitmap():
+    from spice.codecs.quic import quic_encode
+
+    px = rand32(9, 13) & 0x00FFFFFF
+    bmp = bitmap32(px)
+    stream = quic_encode(bmp.data, 13, 9, 13 * 4, qxl.SPICE_BITMAP_FMT_32BIT, True)
+    quic = qxl.QuicImage(qxl.ImageDescriptor(77 << 32, qxl.SPICE_IMAGE_TYPE_QUIC, 0, 13, 9),
+                         np.frombuffer(stream, np.uint8))
+    a, b = new_canvas(20, 12), new_canvas(20, 12)
+    a.draw(copy(quic, rect(0, 0, 13, 9), rect(3, 2, 16, 11)), no_surfaces)
+    b.draw(copy(bmp, rect(0, 0, 13, 9), rect(3, 2, 16, 11)), no_surfaces)
+    assert np.array_equal(raw(a), raw(b)) and raw(a)[2:11, 3:16].any()
+
+
+def test_corrupt_quic_image_is_skipped():
+    quic = qxl.QuicImage(qxl.ImageDescriptor(78 << 32, qxl.SPICE_IMAGE_TYPE_QUIC, 0, 4, 4),
+                         np.arange(64, dtype=np.uint8))
+    c = new_canvas(4, 4)
+    c.draw(copy(quic, rect(0, 0, 4, 4), rect(0, 0, 4, 4)), no_surfaces)
+    assert not raw(c).any()

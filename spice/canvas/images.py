@@ -251,13 +251,14 @@ def _decode_quic(image: qxl.QuicImage, want_original: bool, canvas_pf: int) -> P
 
 def get_image(image: qxl.Image, want_original: bool, canvas_pf: int,
               cache: ImageCache | None, from_cache: bool,
-              dest: np.ndarray | None = None) -> Pix:
+              dest: np.ndarray | None = None, force_cache: bool = False) -> Pix:
     """canvas_get_image_internal for a non-surface image.  ``from_cache``
     says the server's cache held this id when the drawable was taken in;
     ``dest`` is the memory being drawn into (a bitmap overlapping it is
-    copied first, as the reference always does)."""
+    copied first, as the reference always does); ``force_cache`` caches the
+    image as if it carried QXL_IMAGE_CACHE."""
     d = image.descriptor
-    cache_me = bool(d.flags & qxl.QXL_IMAGE_CACHE) and not from_cache
+    cache_me = bool(d.flags & qxl.QXL_IMAGE_CACHE or force_cache) and not from_cache
     if from_cache:
         if cache is None:
             raise ImageError("cached image without a cache")

@@ -45,12 +45,19 @@ class DrawContext:
     cache: ImageCache | None
     dest: np.ndarray | None = None  # the memory being drawn into
     cached: set[int] = field(default_factory=set)  # id() of images taken from the cache
+    to_cache: set[int] = field(default_factory=set)  # id() of images the server caches
 
     def localize(self, image: qxl.Image | None) -> None:
         """image_cache_localize: an image whose id the cache holds is drawn
-        from the cache, whatever the guest sent this time."""
-        if image is not None and self.cache is not None and self.cache.hit(image.descriptor.id):
+        from the cache, whatever the guest sent this time; a QUIC image of
+        640x480 pixels or more is put in the cache."""
+        if image is None or self.cache is None:
+            return
+        if self.cache.hit(image.descriptor.id):
             self.cached.add(id(image))
+        elif (isinstance(image, qxl.QuicImage)
+              and image.descriptor.width * image.descriptor.height >= 640 * 480):
+            self.to_cache.add(id(image))
 
     def from_cache(self, image: qxl.Image) -> bool:
         return id(image) in self.cached
@@ -68,7 +75,7 @@ class DrawContext:
         if isinstance(image, qxl.SurfaceImage) and not self.from_cache(image):
             raise ImageError(f"surface {image.surface_id} does not exist")
         return get_image(image, want_original, canvas_pf, self.cache, self.from_cache(image),
-                         self.dest)
+                         self.dest, id(image) in self.to_cache)
 
     def source(self, image: qxl.Image, want_original: bool, canvas_pf: int) -> Pix:
         """A live surface's own image, else the decoded image."""
@@ -82,9 +89,10 @@ class DrawContext:
         image."""
         if image is None or isinstance(image, qxl.SurfaceImage) or self.from_cache(image):
             return
-        if image.descriptor.flags & qxl.QXL_IMAGE_CACHE and self.cache is not None:
+        forced = id(image) in self.to_cache
+        if (image.descriptor.flags & qxl.QXL_IMAGE_CACHE or forced) and self.cache is not None:
             try:
-                get_image(image, True, canvas_pf, self.cache, False)
+                get_image(image, True, canvas_pf, self.cache, False, None, forced)
             except ImageError as exc:
                 log.debug("touching image %#x: %s", image.descriptor.id, exc)
 
