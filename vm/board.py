@@ -103,6 +103,7 @@ class Board:
         # by up to 5 ms.
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         self.config = config
+        self._own_core = core is None
         self.core = core or Core()
         self.ioports = IOPortSpace()
         self.cpu = CPU(self.ioports, no_reboot=config.no_reboot)
@@ -136,6 +137,8 @@ class Board:
         self.spice = None
         self.display: Any = None  # the local window, opened by start()
         self.vv_path: str | None = None
+        self._vv_temporary = False
+        self._closed = False
         if config.spice is not None:
             self._create_spice(config.spice)
 
@@ -167,9 +170,10 @@ class Board:
         if self.spice is not None:
             self.spice.start()
             path = self.config.vv_file
-            if path is None:
+            if path is None:  # ours to delete at close: it holds the password
                 fd, path = tempfile.mkstemp(prefix="spicevm-", suffix=".vv")
                 os.close(fd)
+                self._vv_temporary = True
             self.vv_path = self.spice.write_vv_file(path)
         if self.config.display == "sdl":
             from vm.display_sdl import open_sdl_display
@@ -204,6 +208,10 @@ class Board:
         self.core.call_soon(lambda: None)  # wake the loop so run() notices
 
     def close(self) -> None:
+        """Release the host side (terminal, window, SPICE, files); idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         self.serial.close()
         if self.display is not None:
             self.display.close()
@@ -211,6 +219,13 @@ class Board:
         if self.spice is not None:
             self.spice.close()
             self.spice = None
+        if self._vv_temporary and self.vv_path:
+            try:
+                os.unlink(self.vv_path)
+            except OSError:
+                pass
+        if self._own_core:
+            self.core.close()
 
     # ------------------------------------------------------------ internals
     def _map_ram(self) -> None:

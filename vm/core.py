@@ -158,6 +158,7 @@ class Core:
         self._pending: deque[Callable[[], None]] = deque()
         self._watches: dict[int, CoreWatch] = {}
         self._stopping = False
+        self._closed = False
         self._thread: threading.Thread | None = None
         self._sleep_until: int | None = None  # deadline of the current select, None = forever
         self._sleeping = False
@@ -267,6 +268,10 @@ class Core:
         self._wake()
 
     def close(self) -> None:
+        """Release the loop's fds (the loop must not be running)."""
+        if self._closed:
+            return
+        self._closed = True
         self._selector.close()
         if self._timerfd is not None:
             os.close(self._timerfd.fd)
@@ -279,6 +284,9 @@ class Core:
             os.write(self._wake_w, b"\0")
         except BlockingIOError:
             pass  # the pipe is full: the loop is waking anyway
+        except OSError:
+            if not self._closed:  # after close() a late poster has nobody to wake
+                raise
 
     def _arm(self, timer: CoreTimer, deadline: int) -> None:
         if timer.removed:
