@@ -104,23 +104,43 @@ def test_hello_sees_the_same_devices_as_on_qemu(firmware: dict[str, Path]) -> No
     assert ours.returncode == theirs.returncode == 1
 
 
-def test_machine_reset_re_enters_the_bios(firmware: dict[str, Path], tmp_path: Path) -> None:
+def boots_until_stopped(bios: bytes, kernel: bytes, tmp_path: Path, boots: int = 3) -> int:
+    """Run ``kernel`` until the BIOS has started ``boots`` times (or 60 s)."""
     serial = tmp_path / "serial.txt"
-    kernel = multiboot_kernel("lidt zero_idt\n ud2\nzero_idt: .word 0\n .long 0\n")
-    board = Board(BoardConfig(bios=firmware["bios"].read_bytes(), kernel=kernel,
-                              serial=f"file:{serial}", no_reboot=False))
+    board = Board(BoardConfig(bios=bios, kernel=kernel, serial=f"file:{serial}",
+                              no_reboot=False))
 
-    def stop_after_three_boots() -> None:
+    def stop_after_boots() -> None:
         end = time.monotonic() + 60
         while time.monotonic() < end:
-            if serial.exists() and serial.read_text().count("spicevm-bios starting") >= 3:
+            if serial.exists() and serial.read_text().count("spicevm-bios starting") >= boots:
                 break
             time.sleep(0.05)
         board.stop()
 
-    watcher = threading.Thread(target=stop_after_three_boots)
+    watcher = threading.Thread(target=stop_after_boots)
     watcher.start()
     stop = board.run()
     watcher.join()
     assert stop.reason is StopReason.SHUTDOWN
-    assert serial.read_text().count("spicevm-bios starting") >= 3
+    return serial.read_text().count("spicevm-bios starting")
+
+
+def test_triple_fault_resets_the_machine(firmware: dict[str, Path], tmp_path: Path) -> None:
+    kernel = multiboot_kernel("lidt zero_idt\n ud2\nzero_idt: .word 0\n .long 0\n")
+    assert boots_until_stopped(firmware["bios"].read_bytes(), kernel, tmp_path) >= 3
+
+
+def test_i8042_reset_pulse_resets_the_machine(firmware: dict[str, Path], tmp_path: Path) -> None:
+    kernel = multiboot_kernel("mov $0xfe, %al\n out %al, $0x64\n1: hlt\n jmp 1b\n")
+    assert boots_until_stopped(firmware["bios"].read_bytes(), kernel, tmp_path) >= 3
+
+
+def test_vdiport_device_is_on_the_bus(firmware: dict[str, Path]) -> None:
+    proc = subprocess.run([sys.executable, "-m", "vm.cli", "run", str(firmware["hello"]),
+                           "-serial", "stdio", "-vga", "none", "-device", "vdiport"],
+                          cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=120)
+    devices = device_list(proc.stdout)
+    assert devices["00:02.0"][:2] == ("1b36:0105", "078000"), proc.stdout
+    assert [b[:2] for b in devices["00:02.0"][3]] == [("bar0", "io"), ("bar1", "mem")]

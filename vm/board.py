@@ -28,7 +28,6 @@ the ROM image and re-enters the BIOS at the reset vector.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import secrets
@@ -42,9 +41,11 @@ import numpy as np
 from devices.bus import IOPortSpace
 from devices.debugexit import DebugExit
 from devices.fw_cfg import E820_RAM, FwCfg
+from devices.i8042 import I8042
 from devices.pci import PCIBus, PCIDevice
 from devices.pic import PICPair
 from devices.pit import PIT
+from devices.rtc import CMOS
 from devices.uart import UART16550
 from vm.console import SerialBackend
 from vm.core import Core
@@ -87,6 +88,7 @@ class BoardConfig:
     spice: Any = None  # spice.options.SpiceOptions, or None for no SPICE server
     vv_file: str | None = None  # where to write the remote-viewer file (default: a temp file)
     display: str = "none"  # "sdl": a local window (vm.display_sdl)
+    vdiport: bool = False  # the legacy agent device (PCI 1b36:0105), its stream to SPICE
 
 
 class Board:
@@ -121,19 +123,25 @@ class Board:
         output = None if config.serial == "none" else self.serial.output
         self.uart = UART16550(self.ioports, self.core, self.pic.irq(COM1[1]), base=COM1[0],
                               output=output)
-        self.cmos = self._optional("devices.rtc", "CMOS", self.ioports, self.core,
-                                   self.pic.irq(8), config.ram_size, below_4g=self.below_4g)
+        self.cmos = CMOS(self.ioports, self.core, self.pic.irq(8), config.ram_size,
+                         below_4g=self.below_4g)
         self.fw_cfg = FwCfg(self.ioports)
         self._configure_fw_cfg()
         self.debug_exit = DebugExit(self.ioports, self._on_debug_exit, *DEBUG_EXIT)
-        self.i8042 = self._optional("devices.i8042", "I8042", self.ioports, self.pic.irq(1),
-                                    self.pic.irq(12), self.cpu.request_reset)
+        self.i8042 = I8042(self.ioports, self.pic.irq(1), self.pic.irq(12),
+                           self.cpu.request_reset)
         self.pci = PCIBus(self.ioports, self.memory, isa_irqs=self.pic.irq)
-        self.resettable: list[Any] = [d for d in (self.pic, self.pit, self.uart, self.cmos,
-                                                  self.fw_cfg, self.i8042) if d is not None]
+        self.resettable: list[Any] = [self.pic, self.pit, self.uart, self.cmos, self.fw_cfg,
+                                      self.i8042]
         self.display_devices: list[PCIDevice] = []
         for options in config.qxl:
             self.add_qxl(**options)
+        self.vdiport: PCIDevice | None = None
+        if config.vdiport:
+            from devices.vdiport import VDIPortDevice
+
+            self.vdiport = VDIPortDevice(self.core)
+            self.add_pci_device(self.vdiport)
         self.spice = None
         self.display: Any = None  # the local window, opened by start()
         self.vv_path: str | None = None
@@ -248,14 +256,6 @@ class Board:
         if cfg.kernel is not None:
             self.fw_cfg.set_kernel(cfg.kernel, cfg.cmdline.encode(), cfg.initrd)
 
-    def _optional(self, module: str, name: str, *args: Any, **kwargs: Any) -> Any:
-        try:
-            cls = getattr(importlib.import_module(module), name)
-        except ImportError:
-            log.warning("%s is not available: the machine has no %s", module, name)
-            return None
-        return cls(*args, **kwargs)
-
     def _create_spice(self, options: Any) -> None:
         from spice.server import SpiceServer
 
@@ -265,9 +265,10 @@ class Board:
         self.spice = SpiceServer(self.core, options)
         for dev in self.display_devices:
             self.spice.add_qxl(dev)
-        if self.i8042 is not None:
-            self.spice.add_kbd(self.i8042)
-            self.spice.add_mouse(self.i8042)
+        self.spice.add_kbd(self.i8042)
+        self.spice.add_mouse(self.i8042)
+        if self.vdiport is not None:
+            self.spice.add_char_device(self.vdiport)
 
     def _reset_devices(self) -> None:
         for dev in self.resettable:

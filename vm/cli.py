@@ -6,6 +6,7 @@ Options use QEMU's spelling where QEMU has them::
                 [-serial stdio|file:PATH|none] [-no-reboot]
                 [-display none|sdl] [-vga qxl|none]
                 [-device qxl-vga,ram_size_mb=..,vram_size_mb=..,vgamem_mb=..,revision=..]
+                [-device vdiport]
                 [-spice port=N,addr=A,password-file=F|disable-ticketing=on]
 
 Without KERNEL the bundled default guest boots.  The firmware and the
@@ -72,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-vga", choices=("qxl", "none"),
                    help="qxl: one qxl-vga at 00:02.0 (the default); none: no display device")
     p.add_argument("-device", action="append", default=[], metavar="SPEC",
-                   help="qxl-vga,... or qxl,... with QEMU's property names")
+                   help="qxl-vga,... or qxl,... with QEMU's property names; vdiport "
+                        "(the legacy SPICE agent device, not in QEMU)")
     p.add_argument("-spice", metavar="OPTIONS",
                    help="port=N,addr=A,password-file=F or disable-ticketing=on")
     p.add_argument("-vv-file", dest="vv_file", metavar="PATH",
@@ -157,10 +159,14 @@ def make_config(args: argparse.Namespace) -> BoardConfig:
         raise UsageError(str(exc)) from None
 
     qxl: list[dict[str, Any]] = []
+    vdiport = False
     if args.device:
         from devices.qxl.options import parse_device_options
 
         for spec in args.device:
+            if spec == "vdiport":
+                vdiport = True
+                continue
             try:
                 _, kwargs = parse_device_options(spec)
             except ValueError as exc:
@@ -191,7 +197,8 @@ def make_config(args: argparse.Namespace) -> BoardConfig:
     bios = outputs["bios"].read_bytes()
     return BoardConfig(ram_size=ram_mb * MiB, bios=bios, kernel=kernel, cmdline=args.cmdline,
                        initrd=initrd, no_reboot=args.no_reboot, serial=serial_spec, qxl=qxl,
-                       spice=spice, vv_file=args.vv_file, display=args.display)
+                       spice=spice, vv_file=args.vv_file, display=args.display,
+                       vdiport=vdiport)
 
 
 def _say(text: str) -> None:
