@@ -195,7 +195,9 @@ def make_config(args: argparse.Namespace) -> BoardConfig:
         info = _check_kernel(kernel, kernel_path, ram_mb, initrd)
     del info
     bios = outputs["bios"].read_bytes()
-    return BoardConfig(ram_size=ram_mb * MiB, bios=bios, kernel=kernel, cmdline=args.cmdline,
+    # As QEMU's Multiboot loader does: the kernel's file name, a space, -append.
+    cmdline = f"{kernel_path} {args.cmdline}"
+    return BoardConfig(ram_size=ram_mb * MiB, bios=bios, kernel=kernel, cmdline=cmdline,
                        initrd=initrd, no_reboot=args.no_reboot, serial=serial_spec, qxl=qxl,
                        spice=spice, vv_file=args.vv_file, display=args.display,
                        vdiport=vdiport)
