@@ -60,6 +60,12 @@ Unicorn facts (2.1) established for this module
 * On UC_ERR_*_UNMAPPED errors EIP may also be the start of the block.
 * ``#UD`` first goes to ``UC_HOOK_INSN_INVALID``; returning True there
   passes it on to ``UC_HOOK_INTR`` as vector 6.
+* ``hlt`` ends ``emu_start`` normally with EIP after the ``hlt``; the
+  next ``emu_start`` clears Unicorn's halted state itself.
+* An IN/OUT hook round trip costs about 0.15 us with a bare ctypes
+  callback and 0.36 us through the binding's wrapper; through our hook and
+  ``IOPortSpace`` to an unclaimed port, about 0.6 us (QEMU TCG: 0.03 us).
+* ``emu_start`` + stop round trip: about 1.5 us.
 """
 
 from __future__ import annotations
