@@ -271,8 +271,8 @@ def composite(op: int, src: Picture, mask: Picture | None, dest: Pix, region: np
     if not scover[0]:
         return
     if mask is not None:
-        mdx, mdy = mask_x - dest_x, mask_y - dest_y
-        mcover = _analyze(mask, ex1 + mdx, ey1 + mdy, ex2 + mdx, ey2 + mdy)
+        mcover = _analyze(mask, ex1 + mask_x - dest_x, ey1 + mask_y - dest_y,
+                          ex2 + mask_x - dest_x, ey2 + mask_y - dest_y)
         if not mcover[0]:
             return
         # an opaque mask (pixman's static IS_OPAQUE) is no mask at all
@@ -286,6 +286,35 @@ def composite(op: int, src: Picture, mask: Picture | None, dest: Pix, region: np
         eff = _WITH_OPAQUE_SRC.get(op, op)
     if eff == px.OP_DST:
         return
+    mdx, mdy = mask_x - dest_x, mask_y - dest_y
+    if _reads_dest(src, dest) or _reads_dest(mask, dest):
+        # pixman fetches a row's samples before writing that row; reading
+        # from the image being written, later rows see earlier rows' results
+        for box in boxes:
+            for y in range(box[1], box[3]):
+                row = np.array([[box[0], y, box[2], y + 1]], np.int32)
+                _execute(eff, _snapshot(src), _snapshot(mask), dest, row, sdx, sdy, mdx, mdy,
+                         scover)
+        return
+    _execute(eff, src, mask, dest, boxes, sdx, sdy, mdx, mdy, scover)
+
+
+def _reads_dest(pic: Picture | None, dest: Pix) -> bool:
+    return (pic is not None and pic.kind == px.KIND_BITS
+            and np.may_share_memory(pic.pix.data, dest.data))
+
+
+def _snapshot(pic: Picture | None) -> Picture | None:
+    if pic is None or pic.kind != px.KIND_BITS:
+        return pic
+    p = pic.pix
+    return Picture(pic.kind, pic.color, Pix(p.fmt, p.w, p.h, p.data.copy(), p.top, p.stride),
+                   pic.repeat, pic.filter, pic.transform, pic.component_alpha)
+
+
+def _execute(eff: int, src: Picture, mask: Picture | None, dest: Pix, boxes: np.ndarray,
+             sdx: int, sdy: int, mdx: int, mdy: int, scover: tuple[bool, bool, bool]) -> None:
+    """Run a composite whose operator and flags are settled."""
     if (eff == px.OP_SRC and mask is None and src.kind == px.KIND_BITS
             and src.transform is None and src.pix.fmt == dest.fmt and PF_BPP[dest.fmt] < 32
             and (src.repeat == px.REPEAT_NORMAL or scover[1])):
@@ -299,7 +328,7 @@ def composite(op: int, src: Picture, mask: Picture | None, dest: Pix, region: np
                               sp.stride, sp.w, sp.h, -sdx, -sdy, raster.ROP_COPY)
         return
     if PF_BPP[dest.fmt] == 32 and eff in (px.OP_SRC, px.OP_OVER) and _fast(
-            eff, src, mask, dest, boxes, sdx, sdy, mask_x - dest_x, mask_y - dest_y,
+            eff, src, mask, dest, boxes, sdx, sdy, mdx, mdy,
             eff == px.OP_SRC and _raw_copy_path(src, dest.fmt, scover)):
         return
     raw_dst = PF_BPP[dest.fmt] == 32 and (dest.fmt == PF_A8R8G8B8 or eff in _LOCALIZED)
@@ -313,7 +342,7 @@ def composite(op: int, src: Picture, mask: Picture | None, dest: Pix, region: np
         s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], raw_src, s[8], s[9], s[10], s[11],
         sdx, sdy,
         m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8], m[9], m[10], m[11],
-        mask_x - dest_x, mask_y - dest_y, ca)
+        mdx, mdy, ca)
 
 
 # -- the sw_canvas operations -------------------------------------------------
