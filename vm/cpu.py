@@ -253,9 +253,9 @@ class CPU:
         """The interrupt controller's INTR output may have changed (any
         thread)."""
         self.stats["kicks"] += 1
-        self._wake.set()
-        if self._in_emu:
-            self._interrupt_emu()
+        # Armed even when the engine is not running: a vCPU about to enter
+        # emu_start then returns at once and looks at the controller again.
+        self._interrupt_emu()
 
     def run_on_vcpu(self, fn: Callable[[], object]) -> object:
         """Run ``fn`` on the vCPU thread (between instructions) and return
