@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +39,7 @@ from vm.board import Board, BoardConfig  # noqa: E402
 from vm.cli import build_firmware  # noqa: E402
 
 QEMU = "qemu-system-x86_64"
+Command = Callable[[Path, str], list[str]]  # (kernel, command line) -> argv
 
 
 def spicevm_cmd(kernel: Path, append: str) -> list[str]:
@@ -75,14 +77,14 @@ def result_line(out: str) -> str:
     return next((ln for ln in out.splitlines() if ln.startswith("bench: ")), "?")
 
 
-def per_unit(make: callable, kernel: Path, mode: str, n1: int, n2: int, repeat: int,
+def per_unit(make: Command, kernel: Path, mode: str, n1: int, n2: int, repeat: int,
              units: int) -> tuple[float, str, str]:
     t1, o1 = best_wall(make(kernel, f"mode={mode} rounds={n1}"), repeat)
     t2, o2 = best_wall(make(kernel, f"mode={mode} rounds={n2}"), repeat)
     return (t2 - t1) / ((n2 - n1) * units), result_line(o1), result_line(o2)
 
 
-def idle_cost(make: callable, kernel: Path, hz: int, seconds: float) -> float:
+def idle_cost(make: Command, kernel: Path, hz: int, seconds: float) -> float:
     """Host CPU per wall second of a guest idling in hlt: the difference
     between a 1 s idle run and a (1 + seconds) s idle run (start-up cancels)."""
     w1, c1, _ = timed(make(kernel, f"mode=idle hz={hz} ms=1000"))
