@@ -319,6 +319,9 @@ class QXLDevice(QXLPortsMixin, QXLInterfaceMixin, PCIDevice):
             self._epoch += 1
             self._drop_vga_updates()
         w = self.worker
+        # QEMU stops the display around a hard reset; restarting it makes the
+        # server report the client state again (a CLIENT interrupt)
+        w.stop()
         w.reset_cursor()
         w.reset_image_cache()
         self.mode = QXLMode.UNDEFINED
@@ -334,6 +337,7 @@ class QXLDevice(QXLPortsMixin, QXLInterfaceMixin, PCIDevice):
             self.guest_monitors_config = 0
         self._update_irq()
         self._soft_reset()
+        w.start()
 
     def _soft_reset(self) -> None:
         with self._lock:
