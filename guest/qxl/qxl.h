@@ -96,6 +96,7 @@ struct qxl_device {
     volatile uint32_t display_count, cursor_count, error_count;
     volatile uint32_t client_count, client_monitors_count;
     volatile bool guest_bug;           /* ERROR seen since the last reset */
+    volatile bool irq_masked;          /* line masked at the PIC until RESET */
     uint32_t int_mask;                 /* what the driver keeps in int_mask */
 
     /* what the main flow has consumed of the counters above */
@@ -175,6 +176,10 @@ uint32_t qxl_live_objects(const struct qxl_device *q);
 /* Put a command on the display ring; waits (DISPLAY interrupt) while the
  * ring is full; rings the doorbell if the device asked for it. */
 int qxl_push_command(struct qxl_device *q, enum qxl_cmd_type type, void *cmd_obj);
+/* The same with the address given by the caller (another slot's view of
+ * the object, or a deliberately wrong one in tests); 0 = qxl_phys(obj). */
+int qxl_push_command_at(struct qxl_device *q, enum qxl_cmd_type type, void *cmd_obj,
+                        qxl_phys_t addr);
 /* The same on the cursor ring. */
 int qxl_push_cursor_command(struct qxl_device *q, void *cmd_obj);
 /* A release id for a command object. */

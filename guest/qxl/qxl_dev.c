@@ -6,6 +6,7 @@
 #include "lib/cpu.h"
 #include "lib/io.h"
 #include "lib/irq.h"
+#include "lib/pic.h"
 #include "lib/pit.h"
 #include "lib/string.h"
 
@@ -72,6 +73,16 @@ static void qxl_irq_handler(unsigned irq, void *ctx)
 {
     struct qxl_device *q = ctx;
     uint32_t pending = __atomic_exchange_n(&q->ram->int_pending, 0, __ATOMIC_SEQ_CST);
+    if (pending & QXL_INT_ERROR) {
+        q->error_count++;
+        q->guest_bug = true;
+    }
+    if (q->guest_bug) {
+        /* in the guest-bug state the device ignores UPDATE_IRQ until RESET,
+         * so its line stays up: mask it at the PIC until qxl_reset */
+        pic_mask(q->irq);
+        q->irq_masked = true;
+    }
     if (!pending)
         return; /* the line is shared */
     q->stats.irqs++;
@@ -85,10 +96,6 @@ static void qxl_irq_handler(unsigned irq, void *ctx)
         q->cursor_count++;
     if (pending & QXL_INT_IO_CMD)
         q->io_cmd_count++;
-    if (pending & QXL_INT_ERROR) {
-        q->error_count++;
-        q->guest_bug = true;
-    }
     if (pending & QXL_INT_CLIENT)
         q->client_count++;
     if (pending & QXL_INT_CLIENT_MONITORS)
@@ -274,6 +281,10 @@ static int reset_device(struct qxl_device *q)
     qxl_io(q, QXL_IO_RESET, 0);
     q->guest_bug = false;
     q->stats.resets++;
+    if (q->irq_masked) {
+        q->irq_masked = false;
+        pic_unmask(q->irq);
+    }
     if (q->ram->magic != QXL_RAM_MAGIC || q->rom->magic != QXL_ROM_MAGIC)
         return QXL_EBADRAM;
     forget_objects(q);

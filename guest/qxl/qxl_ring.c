@@ -131,11 +131,13 @@ static bool ring_has_room(void *ctx)
 }
 
 static int ring_push(struct qxl_device *q, volatile struct qxl_cmd_ring *ring,
-                     enum qxl_io_port doorbell, uint32_t type, void *obj, uint32_t *full_waits)
+                     enum qxl_io_port doorbell, uint32_t type, void *obj, qxl_phys_t addr,
+                     uint32_t *full_waits)
 {
     if (!qxl_obj_valid(obj))
         return QXL_EINVAL;
-    qxl_phys_t addr = qxl_phys(q, obj);
+    if (!addr)
+        addr = qxl_phys(q, obj);
     if (!addr)
         return QXL_EINVAL;
     ((struct qxl_release_info *)obj)->id = qxl_release_id(obj);
@@ -174,21 +176,27 @@ static int ring_push(struct qxl_device *q, volatile struct qxl_cmd_ring *ring,
     return QXL_OK;
 }
 
-int qxl_push_command(struct qxl_device *q, enum qxl_cmd_type type, void *cmd_obj)
+int qxl_push_command_at(struct qxl_device *q, enum qxl_cmd_type type, void *cmd_obj,
+                       qxl_phys_t addr)
 {
     q->stats.cmds++;
     int rc = ring_push(q, (volatile struct qxl_cmd_ring *)&q->ram->cmd_ring, QXL_IO_NOTIFY_CMD,
-                       type, cmd_obj, &q->stats.ring_full_waits);
+                       type, cmd_obj, addr, &q->stats.ring_full_waits);
     if (rc != QXL_OK)
         qxl_obj_unref(cmd_obj);
     return rc;
+}
+
+int qxl_push_command(struct qxl_device *q, enum qxl_cmd_type type, void *cmd_obj)
+{
+    return qxl_push_command_at(q, type, cmd_obj, 0);
 }
 
 int qxl_push_cursor_command(struct qxl_device *q, void *cmd_obj)
 {
     q->stats.cursor_cmds++;
     int rc = ring_push(q, (volatile struct qxl_cmd_ring *)&q->ram->cursor_ring,
-                       QXL_IO_NOTIFY_CURSOR, QXL_CMD_CURSOR, cmd_obj,
+                       QXL_IO_NOTIFY_CURSOR, QXL_CMD_CURSOR, cmd_obj, 0,
                        &q->stats.cursor_full_waits);
     if (rc != QXL_OK)
         qxl_obj_unref(cmd_obj);

@@ -199,7 +199,11 @@ bool qxl_client_monitors(const struct qxl_device *q, struct qxl_client_heads *ou
     uint8_t block[sizeof(q->rom->client_monitors_config)];
     uint32_t crc = q->rom->client_monitors_config_crc;
     memcpy(block, (const void *)&q->rom->client_monitors_config, sizeof(block));
-    if (qxl_crc32(block, sizeof(block)) != crc)
+    bool blank = crc == 0;
+    for (uint32_t i = 0; blank && i < sizeof(block); i++)
+        blank = block[i] == 0;
+    /* the device leaves everything zero until a client sends a layout */
+    if (!blank && qxl_crc32(block, sizeof(block)) != crc)
         return false;
     uint16_t count;
     memcpy(&count, block, 2);

@@ -93,7 +93,9 @@ int qxl_text(struct qxl_device *q, uint32_t sid, const struct qxl_font *f, int32
     qxl_obj_attach(d, str);
     qxl_obj_unref(str);
     d->u.text.str = qxl_phys(q, str);
-    d->u.text.back_area = box;
+    /* a non-empty back area is always painted (black without a brush) */
+    if (bg >= 0)
+        d->u.text.back_area = box;
     d->u.text.fore_brush.type = QXL_BRUSH_SOLID;
     d->u.text.fore_brush.u.color = fg;
     if (bg >= 0) {
