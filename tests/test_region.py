@@ -1,0 +1,92 @@
+"""spice.region: every operation agrees with a pixel mask, results are canonical."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spice import region
+
+SIZE = 24
+
+
+def mask_of(r: np.ndarray) -> np.ndarray:
+    m = np.zeros((SIZE, SIZE), bool)
+    for t, lf, b, rt in r:
+        assert not m[t:b, lf:rt].any(), "rectangles of a region overlap"
+        m[t:b, lf:rt] = True
+    return m
+
+
+def assert_canonical(r: np.ndarray) -> None:
+    assert r.dtype == np.int32 and r.ndim == 2 and r.shape[1] == 4
+    bands = []
+    for t, lf, b, rt in r:
+        assert t < b and lf < rt
+        if bands and bands[-1][0] == (t, b):
+            assert lf > bands[-1][1][-1][1], "spans of a band overlap or touch"
+            bands[-1][1].append((lf, rt))
+        else:
+            if bands:
+                assert t >= bands[-1][0][1], "bands out of order"
+            bands.append(((t, b), [(lf, rt)]))
+    for (p, ps), (q, qs) in zip(bands, bands[1:], strict=False):
+        assert not (p[1] == q[0] and ps == qs), "adjacent equal bands not merged"
+
+
+rects_st = st.lists(
+    st.tuples(st.integers(0, SIZE), st.integers(0, SIZE), st.integers(0, SIZE),
+              st.integers(0, SIZE)).map(lambda v: (min(v[0], v[2]), min(v[1], v[3]),
+                                                   max(v[0], v[2]), max(v[1], v[3]))),
+    max_size=7)
+
+
+def build(rs) -> tuple[np.ndarray, np.ndarray]:
+    r = region.from_rects(np.array(rs, np.int32).reshape(-1, 4))
+    m = np.zeros((SIZE, SIZE), bool)
+    for t, lf, b, rt in rs:
+        m[t:b, lf:rt] = True
+    return r, m
+
+
+@settings(max_examples=300, deadline=None)
+@given(rects_st, rects_st)
+def test_operations_match_pixel_masks(ra, rb):
+    a, ma = build(ra)
+    b, mb = build(rb)
+    for r in (a, b):
+        assert_canonical(r)
+    assert (mask_of(a) == ma).all()
+    u, i, d = region.union(a, b), region.intersect(a, b), region.subtract(a, b)
+    for r in (u, i, d):
+        assert_canonical(r)
+    assert (mask_of(u) == (ma | mb)).all()
+    assert (mask_of(i) == (ma & mb)).all()
+    assert (mask_of(d) == (ma & ~mb)).all()
+    assert region.intersects(a, b) == bool((ma & mb).any())
+    assert region.contains(a, b) == (not (mb & ~ma).any())
+    assert region.area(a) == int(ma.sum())
+    assert region.is_empty(a) == (not ma.any())
+    # one set of pixels has one canonical form
+    assert region.equal(region.union(b, a), u)
+    assert region.equal(region.from_rects(region.rects(u)), u)
+
+
+def test_extents_translate_and_single_rectangles():
+    r = region.from_rects([(2, 3, 5, 9), (7, 1, 8, 4)])
+    assert region.extents(r) == (2, 1, 8, 9)
+    moved = region.translate(r, 10, -2)
+    assert region.extents(moved) == (0, 11, 6, 19)
+    assert region.area(moved) == region.area(r) == 3 * 6 + 3
+    assert region.is_empty(region.rect(4, 4, 4, 9))
+    assert region.extents(region.EMPTY) == (0, 0, 0, 0)
+    whole = region.rect(0, 0, 10, 10)
+    assert region.contains(whole, r) and not region.contains(r, whole)
+    assert region.contains(region.rect(0, 0, 10, 10), region.rect(1, 1, 9, 9))
+    assert region.is_empty(region.subtract(region.rect(1, 1, 9, 9), whole))
+    assert region.equal(region.subtract(whole, region.rect(20, 20, 30, 30)), whole)
+    hole = region.subtract(whole, region.rect(3, 3, 6, 6))
+    assert region.rects(hole) == [(0, 0, 3, 10), (3, 0, 6, 3), (3, 6, 6, 10), (6, 0, 10, 10)]
+    assert not region.intersects(hole, region.rect(3, 3, 6, 6))
+    assert region.intersects(hole, region.rect(5, 5, 7, 7))
