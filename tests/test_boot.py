@@ -58,7 +58,7 @@ def device_list(text: str) -> dict[str, tuple[str, str, str, tuple[tuple[str, st
 
 def run_spicevm(kernel: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "vm.cli", "run", str(kernel), "-serial", "stdio",
-                           "-display", "none", "-vga", "qxl", "-no-reboot"],
+                           "-display", "none", "-vga", "qxl", "-no-reboot", "-spice", "none"],
                           cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=120)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def spicevm(*args: str, stdin: int = subprocess.DEVNULL,
             timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vm.cli", "run", *args], cwd=ROOT,
+    # No SPICE server unless a test asks for one: the default listens on
+    # the fixed port 5900.
+    extra = () if any(a == "-spice" for a in args) else ("-spice", "none")
+    return subprocess.run([sys.executable, "-m", "vm.cli", "run", *args, *extra], cwd=ROOT,
                           stdin=stdin, capture_output=True, text=True, timeout=timeout)
 
 
@@ -145,7 +149,8 @@ def test_fetch_from_unmapped_memory_prints_registers(kernels: dict[str, Path]) -
 
 def test_ctrl_c_stops_the_machine_cleanly(kernels: dict[str, Path]) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "vm.cli", "run", str(kernels["idle"]),
-                             "-serial", "none"], cwd=ROOT, stdin=subprocess.DEVNULL,
+                             "-serial", "none", "-spice", "none"], cwd=ROOT,
+                            stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(2.0)  # let it boot into its hlt loop
     assert proc.poll() is None
@@ -172,3 +177,33 @@ def test_serial_stdio_carries_input_and_output(kernels: dict[str, Path]) -> None
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1, err
     assert (seen + out).endswith(b">hello, guest\n")
+
+
+def test_default_run_serves_spice_on_5900_with_a_fresh_ticket(kernels: dict[str, Path]) -> None:
+    """No -spice: a server on 127.0.0.1:5900, its ticket only in a 0600 .vv file."""
+    proc = subprocess.Popen([sys.executable, "-m", "vm.cli", "run", str(kernels["idle"]),
+                             "-serial", "none"], cwd=ROOT, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        lines: list[str] = []
+        while not any("remote-viewer" in ln for ln in lines):
+            line = proc.stderr.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        text = "".join(lines)
+        assert "spice://127.0.0.1:5900" in text
+        vv = Path(next(ln for ln in lines if "remote-viewer" in ln).split()[-1])
+        assert vv.suffix == ".vv" and (vv.stat().st_mode & 0o777) == 0o600
+        fields = dict(ln.split("=", 1) for ln in vv.read_text().splitlines() if "=" in ln)
+        assert fields["host"] == "127.0.0.1" and fields["port"] == "5900"
+        password = fields["password"]
+        assert len(password) >= 12
+        with socket.create_connection(("127.0.0.1", 5900), timeout=5):
+            pass
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert password not in text + out + err
+    assert not vv.exists()  # it held the ticket; removed at exit

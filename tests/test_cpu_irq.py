@@ -231,3 +231,33 @@ def test_run_on_vcpu_reaches_a_spinning_guest() -> None:
     m.cpu.request_stop(StopReason.SHUTDOWN)
     assert m.cpu.join(5) is not None
     assert result == [0x5151]
+
+
+def test_irq_raised_inside_the_guests_own_out_returns_to_the_guest() -> None:
+    """A device interrupting synchronously in response to an OUT (as the QXL
+    IO_CMD interrupt does): the handler runs once, its iret resumes the code
+    after the OUT, and the machine is not mistaken for halted."""
+    m, pic = machine(PIC_INIT + IRQ0_GATE + """
+    sti
+    mov $1, %eax
+    out %eax, $0xE0
+    out %al, $0xE3            # pulses IRQ0 from inside this OUT
+    mov $100000, %ecx
+2:  dec %ecx
+    jnz 2b
+    mov $3, %eax
+    out %eax, $0xE0
+""" + EXIT + """
+irq0:
+    push %eax
+    mov $2, %eax
+    out %eax, $0xE0
+    mov $0x20, %al
+    out %al, $0x20
+    pop %eax
+    iret
+""")
+    m.cpu.start()
+    stop = m.cpu.join(5)
+    assert stop is not None and stop.reason is StopReason.EXIT
+    assert m.values == [1, 2, 3]

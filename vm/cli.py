@@ -9,7 +9,11 @@ Options use QEMU's spelling where QEMU has them::
                 [-device vdiport]
                 [-spice port=N,addr=A,password-file=F|disable-ticketing=on]
 
-Without KERNEL the bundled default guest boots.  The firmware and the
+Without KERNEL the bundled default guest boots.  Without ``-spice`` (and
+with ``-display none``) a SPICE server listens on 127.0.0.1:5900 with a
+fresh random ticket written to a mode-0600 remote-viewer ``.vv`` file;
+``-spice none`` turns it off.  With SPICE the VDIPort agent device is
+present too.  The firmware and the
 bundled guests are (re)built first when missing or stale.
 
 Exit status: a guest exit through isa-debug-exit gives QEMU's status
@@ -38,6 +42,7 @@ from vm.multiboot import KernelError, KernelInfo, inspect_kernel
 ROOT = Path(__file__).resolve().parent.parent
 # The guest booted when no KERNEL is given (a target of tools/build_guest.py).
 DEFAULT_GUEST = "hello"
+DEFAULT_SPICE = "port=5900,addr=127.0.0.1"
 DEFAULT_RAM_MB = 128
 MAX_RAM_MB = 64 * 1024
 PROG = "spicevm"
@@ -76,7 +81,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="qxl-vga,... or qxl,... with QEMU's property names; vdiport "
                         "(the legacy SPICE agent device, not in QEMU)")
     p.add_argument("-spice", metavar="OPTIONS",
-                   help="port=N,addr=A,password-file=F or disable-ticketing=on")
+                   help="port=N,addr=A,password-file=F or disable-ticketing=on; 'none' for no "
+                        f"SPICE server (default with -display none: {DEFAULT_SPICE} with a "
+                        "fresh random ticket)")
     p.add_argument("-vv-file", dest="vv_file", metavar="PATH",
                    help="where to write the remote-viewer connection file")
     p.add_argument("-log", dest="log_level", default="warning",
@@ -175,13 +182,21 @@ def make_config(args: argparse.Namespace) -> BoardConfig:
     if args.vga == "qxl" or (args.vga is None and not qxl):
         qxl.insert(0, {"vga": True})
     spice = None
-    if args.spice is not None:
+    spice_text = args.spice
+    if spice_text is None and args.display == "none" and args.vga != "none":
+        # Unlike QEMU, a display is served by default: booting the demo and
+        # connecting remote-viewer should need no options at all.
+        spice_text = DEFAULT_SPICE
+    if spice_text is not None and spice_text != "none":
         from spice.options import SpiceOptions
 
         try:
-            spice = SpiceOptions.from_qemu_string(args.spice)
+            spice = SpiceOptions.from_qemu_string(spice_text)
         except ValueError as exc:
             raise UsageError(f"-spice: {str(exc).rstrip('.')}") from None
+        # The agent device rides along with SPICE: client mouse mode, resize
+        # and clipboard all need it, and it costs nothing when unused.
+        vdiport = True
 
     kernel_path = args.kernel
     kernel = _read(kernel_path, "kernel") if kernel_path else None
