@@ -267,6 +267,8 @@ class Board:
             self.spice.add_qxl(dev)
         self.spice.add_kbd(self.i8042)
         self.spice.add_mouse(self.i8042)
+        # PS/2 LED bits (scroll 1, num 2, caps 4) are SPICE's modifier bits.
+        self.i8042.on_leds = self.spice.kbd_leds
         if self.vdiport is not None:
             self.spice.add_char_device(self.vdiport)
 
