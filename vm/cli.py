@@ -271,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
         if not argv or argv[0] in ("-h", "--help", "help"):
             sys.stdout.write(__doc__ or "")
             return 0 if argv else 2
+        if argv[0] == "test-guest":
+            from vm.testguest import main as test_guest
+
+            return test_guest(argv[1:])
         if argv[0] != "run":
             raise UsageError(f"unknown command {argv[0]!r} (the command is: {PROG} run ...)")
         return run(argv[1:])
