@@ -108,8 +108,11 @@ class _Ring:
     def empty(self) -> bool:
         return self.get(CONS) == self.get(PROD)
 
+    def used(self) -> int:
+        return (self.get(PROD) - self.get(CONS)) & _M32
+
     def full(self) -> bool:
-        return (self.get(PROD) - self.get(CONS)) & _M32 >= RING_SLOTS
+        return self.used() >= RING_SLOTS
 
     def packet(self, counter: int) -> int:
         """Byte offset of the packet at ``prod`` or ``cons``.  The index uses
@@ -317,17 +320,31 @@ class VDIPortDevice(PCIDevice):
         with self._lock:
             if not self.connected:
                 return b""
+            if self.input.used() > RING_SLOTS:
+                # The guest's producer index claims more packets than the ring
+                # holds; walking them would stall the main loop for hours.
+                self._log_guest_bug("input ring prod %d cons %d is more than %d packets "
+                                    "ahead; its contents are dropped", self.input.get(PROD),
+                                    self.input.get(CONS), RING_SLOTS)
+                self.input.u32[CONS] = self.input.get(PROD)
+                self._read_pos = 0
+                return b""
             gen = self.generation
-            while want > 0:
+            # A ring holds RING_SLOTS packets: looking at more in one call
+            # would only chase a guest that keeps refilling it.
+            budget = RING_SLOTS
+            while want > 0 and budget > 0:
                 if self.input.cons_wait():
                     break
                 off = self.input.packet(CONS)
                 pgen, size = (int(v) for v in self.ram[off:off + 8].view("<u4"))
                 if pgen != gen or size > PACKET_DATA:
                     if size > PACKET_DATA:
-                        self._log_bad_packet(size)
+                        self._log_guest_bug("input packet of %d bytes (at most %d); "
+                                            "dropped", size, PACKET_DATA)
                     self._read_pos = 0
                     notify |= self.input.pop()
+                    budget -= 1
                     continue
                 start = off + 8 + self._read_pos
                 now = min(want, size - self._read_pos)
@@ -337,12 +354,12 @@ class VDIPortDevice(PCIDevice):
                 if self._read_pos >= size:
                     self._read_pos = 0
                     notify |= self.input.pop()
+                    budget -= 1
             if notify:
                 self._notify_guest()
         return b"".join(out)
 
-    def _log_bad_packet(self, size: int) -> None:
+    def _log_guest_bug(self, message: str, *args: object) -> None:
         if self._bad_packets_logged < 16:
             self._bad_packets_logged += 1
-            log.warning("vdiport: guest bug: input packet of %d bytes (at most %d); dropped",
-                        size, PACKET_DATA)
+            log.warning("vdiport: guest bug: " + message, *args)

@@ -5,6 +5,7 @@ generation rule, interrupts and back-pressure."""
 from __future__ import annotations
 
 import logging
+import threading
 
 import numpy as np
 from unicorn import UC_ARCH_X86, UC_MODE_32, Uc
@@ -242,3 +243,39 @@ def test_reset():
     assert g.connect() == 1  # disconnected by the reset; the generation restarts
     g.io.write(IO_BASE, 4, 0)
     assert g.ring(INPUT) == (32, 0, 1, 0, 0)
+
+
+def _read_with_deadline(dev: VDIPortDevice, n: int, seconds: float = 5.0) -> bytes:
+    """``dev.read(n)`` on another thread; fails if it does not return in time
+    (the server calls it on the main loop: it must never spin)."""
+    box: list[bytes] = []
+    t = threading.Thread(target=lambda: box.append(dev.read(n)), daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), "read() is still running: a guest can stall the main loop"
+    return box[0]
+
+
+def test_producer_index_far_beyond_the_ring_is_a_guest_bug_not_a_hang(caplog):
+    g = Guest()
+    g.connect()
+    _, prod, _, _, _ = g.ring(INPUT)
+    g.u32(INPUT + 4, prod + 0x7FFFFFFF)  # claims two billion packets in a 32-slot ring
+    with caplog.at_level(logging.WARNING):
+        assert _read_with_deadline(g.dev, 100) == b""
+    assert "guest bug" in caplog.text
+    # the ring is usable again from where the guest's producer index is
+    g.send(b"after")
+    assert g.dev.read(100) == b"after"
+
+
+def test_empty_packets_are_consumed_a_ring_at_a_time():
+    g = Guest()
+    g.connect()
+    gen = g.u32(RAM_BASE + 4)
+    for _ in range(32):
+        g.send_packet(gen, 0, b"")
+    assert _read_with_deadline(g.dev, 100) == b""
+    assert g.ring(INPUT)[3] == g.ring(INPUT)[1]  # all 32 taken
+    g.send(b"next")
+    assert g.dev.read(100) == b"next"
