@@ -117,6 +117,11 @@ class PCIDevice:
         self.bus: PCIBus | None = None
         self.devfn = -1
         self._irq_level = False
+        # The pin is driven from device threads (the QXL worker) while the
+        # vCPU writes the command register: both update the bus's per-PIRQ
+        # count, which must see each assert and deassert exactly once.
+        self._intx_lock = threading.Lock()
+        self._intx_asserted = False
         self._set16(PCI_VENDOR_ID, vendor_id)
         self._set16(PCI_DEVICE_ID, device_id)
         self.config[PCI_REVISION_ID] = revision
@@ -226,16 +231,24 @@ class PCIDevice:
 
     # -- interrupts
     def set_irq(self, level: bool) -> None:
-        """Drive this function's INTx pin (level-triggered)."""
-        level = bool(level)
-        if level == self._irq_level:
-            return
-        self._irq_level = level
-        self._route_intx()
+        """Drive this function's INTx pin (level-triggered).  Any thread."""
+        with self._intx_lock:
+            level = bool(level)
+            if level == self._irq_level:
+                return
+            self._irq_level = level
+            self._route_intx_locked()
 
     def _route_intx(self) -> None:
-        if self.bus is not None and self.config[PCI_INTERRUPT_PIN]:
-            asserted = self._irq_level and not (self.command & CMD_INTX_DISABLE)
+        with self._intx_lock:
+            self._route_intx_locked()
+
+    def _route_intx_locked(self) -> None:
+        if self.bus is None or not self.config[PCI_INTERRUPT_PIN]:
+            return
+        asserted = self._irq_level and not (self.command & CMD_INTX_DISABLE)
+        if asserted != self._intx_asserted:
+            self._intx_asserted = asserted
             self.bus.intx_changed(self, asserted)
 
     def reset(self) -> None:
@@ -289,14 +302,19 @@ class PIIX3(PCIDevice):
     def pirq_set(self, pirq: int, delta: int) -> None:
         with self._lock:
             self._pirq_level[pirq] += delta
-        self._update_pirq(pirq)
+            self._update_pirq_locked(pirq)
 
     def _update_pirq(self, pirq: int) -> None:
         with self._lock:
-            new = self.route(pirq)
-            old = self._routed_irq[pirq]
-            level = self._pirq_level[pirq] > 0
-            self._routed_irq[pirq] = new
+            self._update_pirq_locked(pirq)
+
+    def _update_pirq_locked(self, pirq: int) -> None:
+        # The ISA line is driven under the lock too: two threads changing
+        # the same PIRQ must not deliver their levels out of order.
+        new = self.route(pirq)
+        old = self._routed_irq[pirq]
+        level = self._pirq_level[pirq] > 0
+        self._routed_irq[pirq] = new
         if old is not None and old != new:
             self._isa_irqs(old).set_level(False)
         if new is not None:
@@ -370,14 +388,12 @@ class PCIBus:
         return devfn
 
     def intx_changed(self, dev: PCIDevice, asserted: bool) -> None:
+        """``dev``'s routed INTx output changed (the device reports each
+        change once)."""
         pin = int(dev.config[PCI_INTERRUPT_PIN])
         # PIIX3 swizzle as QEMU's pci_slot_get_pirq (and SeaBIOS's tables):
         # slot 1 (the PIIX3 itself) INTA is PIRQA.
         pirq = ((dev.devfn >> 3) - 1 + pin - 1) & 3
-        prev = getattr(dev, "_intx_asserted", False)
-        if prev == asserted:
-            return
-        dev._intx_asserted = asserted  # type: ignore[attr-defined]
         self.isa_bridge.pirq_set(pirq, 1 if asserted else -1)
 
     # -- configuration space

@@ -5,6 +5,9 @@ IRQ routing into the real 8259 pair."""
 
 from __future__ import annotations
 
+import sys
+import threading
+
 import numpy as np
 import pytest
 from unicorn import UC_ARCH_X86, UC_MODE_32, Uc
@@ -346,3 +349,44 @@ def test_intx_disable_bit(m: Machine, dev: TestDevice) -> None:
     assert m.cfg_read(3, 0x06, 2) & 0x08  # status still shows the request
     m.cfg_write(3, 0x04, 0, size=2)
     assert m.pic.has_interrupt()
+
+
+def _slave_irr(m: Machine) -> int:
+    m.io.write(0xA0, 1, 0x0A)  # OCW3: read IRR
+    return m.io.read(0xA0, 1)
+
+
+def test_intx_stays_consistent_when_another_thread_writes_the_command_register(
+        m: Machine, dev: TestDevice) -> None:
+    # A device raises and lowers its pin on its own thread (the QXL worker
+    # does) while the vCPU thread writes the command register; the line
+    # must end up following the pin, never stuck high or deaf.
+    init_pic(m, 1 << 11)
+    m.cfg_write(1, 0x62, 11, size=1)
+    done = threading.Event()
+
+    def toggler() -> None:
+        for i in range(20000):
+            dev.set_irq(i % 2 == 0)
+        dev.set_irq(False)
+        done.set()
+
+    def vcpu() -> None:
+        while not done.is_set():
+            m.cfg_write(3, 0x04, 0x0007, size=2)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # make the threads interleave as often as possible
+    try:
+        threads = [threading.Thread(target=vcpu), threading.Thread(target=toggler)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        sys.setswitchinterval(old)
+    assert not _slave_irr(m) & 0x08, "IRQ11 stuck high with the pin deasserted"
+    dev.set_irq(True)
+    assert _slave_irr(m) & 0x08, "IRQ11 no longer follows the pin"
+    dev.set_irq(False)
+    assert not _slave_irr(m) & 0x08
