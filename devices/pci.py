@@ -47,6 +47,12 @@ BAR_MEM_64 = 0x4
 BAR_PREFETCH = 0x8
 ROM_ENABLE = 0x1
 
+# Where a memory BAR may end.  QEMU's pci_bar_address leaves a 32-bit BAR
+# whose last byte would be 0xffffffff unmapped (so sizing one with decoding
+# on maps nothing); 64-bit BARs are bounded by what the host maps (48 bits).
+MEM32_LIMIT = 0xFFFFFFFF
+MEM64_LIMIT = 1 << 48
+
 
 class BarKind(Enum):
     IO = "io"
@@ -421,12 +427,14 @@ class PCIBus:
             if bar.kind is BarKind.IO:
                 ok = bool(cmd & CMD_IO) and addr != 0 and addr + bar.size <= 0x10000
             else:
-                ok = bool(cmd & CMD_MEMORY) and addr != 0 and addr + bar.size <= 1 << 48
+                limit = MEM64_LIMIT if bar.kind is BarKind.MEM64 else MEM32_LIMIT
+                ok = bool(cmd & CMD_MEMORY) and addr != 0 and addr + bar.size <= limit
             self._place(dev, f"bar{index}", bar, addr if ok else None)
         if dev.rom is not None:
             reg = dev._get32(PCI_ROM_ADDRESS)
             addr = reg & 0xFFFFF800
-            ok = bool(cmd & CMD_MEMORY) and bool(reg & ROM_ENABLE) and addr != 0
+            ok = (bool(cmd & CMD_MEMORY) and bool(reg & ROM_ENABLE) and addr != 0
+                  and addr + dev.rom.size <= MEM32_LIMIT)
             self._place(dev, "rom", dev.rom, addr if ok else None)
 
     def _place(self, dev: PCIDevice, what: str, bar: Bar, addr: int | None) -> None:

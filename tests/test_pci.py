@@ -228,6 +228,23 @@ def test_64bit_bar_above_4g(m: Machine, dev: TestDevice) -> None:
     assert np.shares_memory(m.memory.ram_view(0xF0000000, 16), dev.big)
 
 
+def test_32bit_bar_reaching_4g_stays_unmapped(m: Machine, dev: TestDevice) -> None:
+    # QEMU's pci_bar_address: a 32-bit BAR whose last byte is 0xffffffff is
+    # not decoded, so sizing a BAR with decoding on maps nothing.
+    enable(m, 3)
+    m.cfg_write(3, 0x10, 0xFFFFFFFF)
+    assert dev.moves == []
+    assert m.memory.find(0xFFFF0000) is None
+    m.cfg_write(3, 0x30, 0xFFFFFFFF)  # the expansion ROM, enabled, at 0xffff0000
+    assert m.memory.find(0xFFFF0000) is None
+    m.cfg_write(3, 0x10, 0xFFFE0000)  # ends one byte short of 4 GiB: decoded
+    assert dev.moves == [0xFFFE0000]
+    m.cfg_write(3, 0x10, 0xE0000000)
+    m.cfg_write(3, 0x18, 0xFFE00000)  # a 64-bit BAR may reach 4 GiB
+    m.cfg_write(3, 0x1C, 0)
+    assert dev.bars[2].address == 0xFFE00000
+
+
 def test_mmio_bar_and_rom(m: Machine, dev: TestDevice) -> None:
     m.cfg_write(3, 0x20, 0xE2000000)
     m.cfg_write(3, 0x30, 0xE3000000)  # ROM address, not enabled yet
