@@ -59,7 +59,9 @@ MAX_MONITORS_CONFIG = 256
 _CHUNK = struct.Struct("<II")
 _MSG = struct.Struct("<IIQI")
 _MOUSE = struct.Struct("<IIIB")
-_MON = struct.Struct("<IIIii")
+_MON_HEAD = struct.Struct("<II")  # VDAgentMonitorsConfig: num_of_monitors, flags
+_MON = struct.Struct("<IIIii")  # VDAgentMonConfig: height, width, depth, x, y
+MONITORS_CONFIG_MAX_BYTES = _MSG.size + _MON_HEAD.size + MAX_MONITORS_CONFIG * _MON.size
 
 
 class _WriteBuf:
@@ -208,7 +210,8 @@ class AgentDevice:
             return False
         self._client_tokens -= 1
         if verdict == "monitors":
-            self._monitors_config(data)
+            if not self._monitors_config(data):
+                return False
             self._token_freed()
             return True
         self._write_queue.append(_WriteBuf(_CHUNK.pack(VDP_CLIENT_PORT, len(data)) + data,
@@ -242,24 +245,35 @@ class AgentDevice:
         self._filter_to_read = size - rest
         return self._filter_result
 
-    def _monitors_config(self, data: bytes) -> None:
+    def _monitors_config(self, data: bytes) -> bool:
+        """Collect a VD_AGENT_MONITORS_CONFIG and hand it to the display
+        devices; False (drop the client) for one larger than
+        MAX_MONITORS_CONFIG monitors or claiming more than it carries, as
+        spice-server does."""
+        if len(self._monitors_buf) + len(data) > MONITORS_CONFIG_MAX_BYTES:
+            log.warning("agent: client monitors config larger than %d monitors",
+                        MAX_MONITORS_CONFIG)
+            self._monitors_buf.clear()
+            return False
         self._monitors_buf += data
         if self._filter_to_read:
-            return
+            return True
         buf = bytes(self._monitors_buf)
         self._monitors_buf.clear()
         body = buf[_MSG.size:]
-        if len(body) < 8:
-            return
-        count, flags = struct.unpack_from("<II", body, 0)
-        if count > MAX_MONITORS_CONFIG or 8 + count * _MON.size > len(body):
-            log.warning("agent: malformed monitors config from the client")
-            return
+        if len(body) < _MON_HEAD.size:
+            return True
+        count, flags = _MON_HEAD.unpack_from(body, 0)
+        if _MON_HEAD.size + count * _MON.size > len(body):
+            log.warning("agent: client monitors config says %d monitors in %d bytes",
+                        count, len(body))
+            return False
         mons = []
         for i in range(count):
-            h, w, depth, x, y = _MON.unpack_from(body, 8 + i * _MON.size)
+            h, w, depth, x, y = _MON.unpack_from(body, _MON_HEAD.size + i * _MON.size)
             mons.append(ClientMonitor(width=w, height=h, depth=depth, x=x, y=y))
         self.server.client_monitors_config(ClientMonitorsConfig(flags=flags, monitors=mons))
+        return True
 
     def send_mouse_state(self, x: int, y: int, buttons: int, display_id: int) -> None:
         state = _MOUSE.pack(x & 0xFFFFFFFF, y & 0xFFFFFFFF, buttons, display_id & 0xFF)

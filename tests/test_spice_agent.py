@@ -202,3 +202,40 @@ def test_agent_disconnect_and_reconnect_notify_the_client(live):
     dev.wait_chunks(1)
     port, data = dev.chunks()[-1]
     assert port == VDP_SERVER_PORT and struct.unpack_from("<IIQI", data)[1] == 13
+
+
+def closed_by_server(sock, timeout: float = 5.0) -> bool:
+    """Read until the server closes the connection; False if it stays open."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        return False
+    return True
+
+
+def test_oversized_monitors_config_is_refused_not_buffered(live):
+    # A monitors config declaring 4 GiB would be collected chunk by chunk
+    # without end; spice-server drops the client past 256 monitors' worth.
+    s = Session("127.0.0.1", live.port)
+    s.main.send(MsgCMain.AGENT_START, struct.pack("<I", 0xFFFFFFFF))
+    header = struct.pack("<IIQI", 1, 2, 0, 0xFFFFFFF0)  # VD_AGENT_MONITORS_CONFIG
+    s.main.send(MsgCMain.AGENT_DATA, header + bytes(2048 - len(header)))
+    for _ in range(3):
+        s.main.send(MsgCMain.AGENT_DATA, bytes(2048))
+    assert closed_by_server(s.main.sock)
+    assert live.qxl.monitors_requests == []
+    s.close()
+
+
+def test_monitors_config_with_more_monitors_than_bytes_drops_the_client(live):
+    s = Session("127.0.0.1", live.port)
+    s.main.send(MsgCMain.AGENT_START, struct.pack("<I", 0xFFFFFFFF))
+    payload = struct.pack("<II", 3, 0) + struct.pack("<IIIii", 600, 800, 32, 0, 0)
+    s.main.send(MsgCMain.AGENT_DATA, agent_msg(2, payload))  # says 3, carries 1
+    assert closed_by_server(s.main.sock)
+    assert live.qxl.monitors_requests == []
+    s.close()
