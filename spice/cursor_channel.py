@@ -109,7 +109,10 @@ class CursorChannelClient(ChannelClient):
         if self.lagging:
             if not self.pipe and not self.blocked and not self.waiting_for_ack():
                 self.lagging = False
+                # spice-gtk takes an INIT only as the first message or after
+                # a RESET; the RESET also empties its shape cache
                 self.pipe_add_empty(MsgCursor.INVAL_ALL)
+                self.pipe_add_empty(MsgCursor.RESET)
                 self.pipe_add(_InitItem())
             return
         if self.is_behind(now, MAX_PIPE_SIZE):

@@ -177,3 +177,32 @@ def test_cursor_cache_evicts_with_inval_one(live):
         invals.append(struct.unpack("<Q", body)[0])
     assert invals == [1000]
     s.close()
+
+
+def test_cursor_client_that_fell_behind_is_reset_before_its_new_init(live):
+    # spice-gtk accepts CURSOR_INIT only after a RESET (or as the first
+    # message): the catch-up after dropped updates must bring both.
+    q = live.qxl
+    s = Session("127.0.0.1", live.port)
+    ch = s.open(ChannelType.CURSOR)
+    ch.recv_until(MsgCursor.INIT)
+    for i in range(200):  # not read: the ACK window closes, the pipe overflows
+        q.push_cursor(cursor_cmd(q.token(), qxl.QXL_CURSOR_MOVE, i, i))
+    q.wait_drained()
+    time.sleep(0.6)
+    final = cursor_shape(0x77, seed=3)
+    q.push_cursor(cursor_cmd(q.token(), qxl.QXL_CURSOR_SET, 0, 0, True, final))
+    q.wait_drained()
+    types: list[int] = []
+    init = None
+    deadline = time.monotonic() + 10
+    while init is None:
+        assert time.monotonic() < deadline, types
+        t, body = ch.recv()
+        types.append(t)
+        if t == MsgCursor.INIT:
+            init = decode_cursor(t, body)
+    assert len([t for t in types if t == MsgCursor.MOVE]) < 200  # updates were dropped
+    assert MsgCursor.RESET in types and types.index(MsgCursor.RESET) < len(types) - 1
+    assert init["unique"] == 0x77 and init["data"] == final.data.tobytes()
+    s.close()
