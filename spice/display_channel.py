@@ -1,11 +1,14 @@
 """The display channel of one QXL device: surfaces, pending drawables, clients.
 
 Runs on the device's red worker thread.  Commands pulled from the device
-arrive in :meth:`DisplayChannel.process`; drawables go to the pending queue
-(:mod:`spice.display_tree`, rendered lazily into the surfaces' canvases)
-and to every active client's pipe.  A drawable goes back to the guest
-(``release_resource``) once it is rendered or dropped and every client has
-sent it.
+arrive in :meth:`DisplayChannel.process`.  A drawable first meets the
+stream detector (:mod:`spice.video_stream`), then goes to every active
+client's pipe (with the lossy-area bookkeeping of
+:mod:`spice.display_lossy` while JPEG is on) and to the current tree
+(:mod:`spice.current_tree`), where it may cull older drawables it covers
+and waits to be rendered lazily into the surfaces' canvases.  A drawable
+goes back to the guest (``release_resource``) once it is rendered or
+culled and every client has sent or dropped it.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from spice import qxl
+from spice import qxl, region
 from spice.channel import ChannelStats
+from spice.current_tree import CurrentTree
 from spice.display_client import DisplayChannelClient, DrawPipeItem, ImagePipeItem
-from spice.display_tree import CurrentDraws, DrawableItem
+from spice.display_tree import DrawableItem
+from spice.image_encoders import EncoderStats
+from spice.main_channel import mm_time
 from spice.protocol import DisplayCap, MsgDisplay
 from spice.surfaces import (
     SURFACE_TO_BITMAP_FMT,
@@ -27,6 +33,7 @@ from spice.surfaces import (
     rgb32_alpha_state,
     valid_surface,
 )
+from spice.video_stream import StreamManager
 
 if TYPE_CHECKING:
     from spice.link import LinkedStream
@@ -57,7 +64,10 @@ class DisplayChannel:
         self.index = worker.index
         self.num_surfaces = worker.init_info.num_surfaces
         self.surfaces: dict[int, RedSurface] = {}
-        self.current = CurrentDraws(self._render)
+        self.current = CurrentTree(self._render, self._cull_from_pipes,
+                                   surface_size=self._surface_size)
+        self.encoder_stats = EncoderStats()
+        self.streams = StreamManager(self, worker.server.options.streaming_video_value)
         self.clients: list[DisplayChannelClient] = []
         self.monitors_config: qxl.MonitorsConfig | None = None
         self.driver_monitors_config = False
@@ -96,6 +106,19 @@ class DisplayChannel:
                           item.drawable.type)
         a = item.area
         surface.add_dirty((a.top, a.left, a.bottom, a.right))
+
+    def _surface_size(self, surface_id: int) -> tuple[int, int]:
+        s = self.surfaces.get(surface_id)
+        return (s.width, s.height) if s is not None else (0, 0)
+
+    def _cull_from_pipes(self, item: DrawableItem) -> int:
+        """A pending drawable was covered by a later one: unqueue it."""
+        n = 0
+        for dcc, pi in item.pipe_items:
+            if dcc.unqueue(pi):
+                n += 1
+        item.pipe_items = []
+        return n
 
     def _canvas_of(self, surface_id: int):
         surface = self.surfaces.get(surface_id)
@@ -140,6 +163,7 @@ class DisplayChannel:
             dcc.queue_monitors_config()
             dcc.pipe_add_empty(MsgDisplay.MARK)
         dcc.active = True
+        self.streams.start_client(dcc)
         dcc.push()
 
     def catch_up(self, dcc: DisplayChannelClient) -> None:
@@ -187,6 +211,8 @@ class DisplayChannel:
             elif state == "some":
                 fmt = qxl.SPICE_BITMAP_FMT_RGBA
         dcc.pipe_add(ImagePipeItem(s.id, left, top, right - left, bottom - top, fmt, flags, data))
+        if dcc.lossy.regions:
+            dcc.lossy.set_area(s.id, region.rect(top, left, bottom, right), False)
 
     def _ensure_on_client(self, dcc: DisplayChannelClient, sid: int) -> None:
         s = self.surfaces.get(sid)
@@ -208,7 +234,24 @@ class DisplayChannel:
                 if dep != item.surface_id:
                     self._ensure_on_client(dcc, dep)
             self._ensure_on_client(dcc, item.surface_id)
-            dcc.pipe_add(DrawPipeItem(item))
+            can_lossy = False
+            if dcc.enable_jpeg:
+                can_lossy = self._track_lossy(dcc, item)
+            pi = DrawPipeItem(item, can_lossy)
+            item.pipe_items.append((dcc, pi))
+            dcc.pipe_add(pi)
+
+    def _track_lossy(self, dcc: DisplayChannelClient, item: DrawableItem) -> bool:
+        """Lossy areas the drawable must not build on go out again losslessly
+        first; returns whether its source image may be lossy."""
+        streamed = item.stream is not None and item.stream.id in dcc.stream_agents
+        resend, can_lossy = dcc.lossy.queue_draw(item, dcc.image_compression, streamed)
+        for sid, rect in resend:
+            s = self.surfaces.get(sid)
+            if s is not None:
+                self.current.flush_all()  # the canvas as it was just before this drawable
+                self.queue_surface_image(dcc, s, rect)
+        return can_lossy
 
     def active_clients(self) -> list[DisplayChannelClient]:
         return [c for c in self.clients if c.active and c.connected and not c.lagging]
@@ -292,10 +335,12 @@ class DisplayChannel:
             dcc.drop_surface_draws(sid)
 
     def destroy_primary(self) -> None:
+        self.streams.stop_all()
         self.destroy_surface_wait(0)
         self._destroy_surface(0)
 
     def destroy_surfaces(self) -> None:
+        self.streams.forget_all()
         for sid in sorted(self.surfaces, reverse=True):
             self._destroy_surface(sid)
         for dcc in self.clients:
@@ -434,8 +479,11 @@ class DisplayChannel:
             return
         self.stats.draws += 1
         item = DrawableItem(cmd, d, area, self.release)
+        item.mm_time = mm_time()  # as spice-server, the server's clock stamps drawables
+        item.generation = self.worker.rounds
         if d.self_bitmap:
             self._self_bitmap(item, s)
+        self.streams.before_add(item)
         self._pipes_add_drawable(item)
         self.current.add(item)
 
@@ -478,6 +526,7 @@ class DisplayChannel:
     def forget_guest_memory(self) -> None:
         """Device reset of the memory slots: nothing may point into guest
         memory any more.  Pending drawables are dropped unrendered."""
+        self.streams.stop_all()
         self.current.clear()
         for dcc in self.clients:
             kept = [it for it in dcc.pipe if not isinstance(it, DrawPipeItem)]
@@ -490,6 +539,7 @@ class DisplayChannel:
     def close(self) -> None:
         for dcc in list(self.clients):
             dcc.disconnect()
+        self.streams.forget_all()
         self.current.clear()
         for sid in list(self.surfaces):
             s = self.surfaces.pop(sid)

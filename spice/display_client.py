@@ -19,16 +19,23 @@ from __future__ import annotations
 
 import logging
 import struct
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from spice import qxl
 from spice.channel import ChannelClient, EmptyMsgItem, PipeItem
+from spice.display_lossy import LossyAreas
 from spice.display_marshal import marshal_draw, marshal_image_copy
 from spice.display_tree import DrawableItem
 from spice.image_cache import PALETTE_CACHE_SIZE, LruCache, PixmapCache
+from spice.image_encoders import (
+    EncodedImage,
+    EncoderSettings,
+    ImageEncoders,
+    glz_dictionary_for,
+    put_palette,
+)
 from spice.protocol import (
     RES_TYPE_PIXMAP,
     ChannelType,
@@ -37,8 +44,9 @@ from spice.protocol import (
     Msg,
     MsgCDisplay,
     MsgDisplay,
+    WanCompression,
 )
-from spice.wire import Block, Buffer, ProtocolError, Reader, Writer
+from spice.wire import Block, ProtocolError, Reader, Writer
 
 if TYPE_CHECKING:
     from spice.display_channel import DisplayChannel
@@ -57,55 +65,21 @@ _HEAD = struct.Struct("<IIIIIII")
 _U64 = struct.Struct("<Q")
 
 
-def put_palette(block: Block, pal: qxl.Palette) -> None:
-    ents = np.ascontiguousarray(pal.ents, dtype="<u4")
-    block.u64(pal.unique)
-    block.u16(len(ents))
-    block.raw(ents.view(np.uint8))
-
-
-@dataclass
-class EncodedImage:
-    """One bitmap as an encoder produced it.  ``header`` holds the image
-    type's fields between the descriptor and the data (spice.proto's
-    BinaryData ``data_size``, ZlibGlzRGBData's two sizes, ...); for LZ_PLT
-    give ``palette`` and the palette reference is written between the
-    header's flags byte and its data size, with the client's palette cache
-    honoured."""
-
-    type: int  # SPICE_IMAGE_TYPE_*
-    header: bytes
-    data: Buffer | np.ndarray
-    lossy: bool = False
-    palette: qxl.Palette | None = None
-
-    def write(self, dcc: DisplayChannelClient, block: Block, desc: qxl.ImageDescriptor,
-              flags_out: int) -> None:
-        block.fmt(_DESC, desc.id, self.type, flags_out, desc.width, desc.height)
-        if self.type == qxl.SPICE_IMAGE_TYPE_LZ_PLT:
-            pflags = self.header[0] | dcc.palette_flags(self.palette)
-            block.u8(pflags)
-            block.raw(self.header[1:])
-            if pflags & qxl.SPICE_BITMAP_FLAGS_PAL_FROM_CACHE:
-                block.u64(self.palette.unique)
-                block.raw(self.data)
-            else:
-                pal_block = block.ptr()
-                block.raw(self.data)
-                if self.palette is not None:
-                    put_palette(pal_block, self.palette)
-            return
-        block.raw(self.header)
-        block.raw(self.data)
-
-
 class DrawPipeItem(PipeItem):
-    __slots__ = ("item",)
+    """A drawable queued for one client.  ``queued`` is True while the item
+    sits in the pipe (the current tree may then take it out again);
+    ``can_lossy``: its source image may go out lossy (decided when queued,
+    see :mod:`spice.display_lossy`)."""
 
-    def __init__(self, item: DrawableItem) -> None:
+    __slots__ = ("item", "queued", "can_lossy")
+
+    def __init__(self, item: DrawableItem, can_lossy: bool = False) -> None:
         self.item = item.ref()
+        self.queued = True
+        self.can_lossy = can_lossy
 
     def release(self) -> None:
+        self.queued = False
         self.item.unref()
 
 
@@ -184,6 +158,12 @@ class DisplayChannelClient(ChannelClient):
         self.glz_dictionary_id = 0
         self.glz_window_size = 0
         self.palette_cache = LruCache(PALETTE_CACHE_SIZE)
+        self.glz = None  # the GLZ dictionary shared with the client's other channels
+        self.encoders = ImageEncoders(dc.encoder_stats)
+        self.lossy = LossyAreas()  # used while JPEG is enabled
+        self.stream_agents: dict = {}  # stream id -> StreamAgent (spice.video_stream)
+        self._lossy_src: qxl.Image | None = None  # the image of the draw being marshalled
+        self._graduality: int | None = None  # that draw's source graduality, if known
         self.preferred_compression: int | None = None
         self.preferred_video_codecs: tuple[int, ...] = ()
         self.client_surfaces: dict[int, int] = {}  # id -> generation, as queued
@@ -206,6 +186,7 @@ class DisplayChannelClient(ChannelClient):
             self.expect_init = False
             self.pixmap_cache = self.session.pixmap_caches.get(cache_id, cache_size)
             self.glz_dictionary_id, self.glz_window_size = glz_id, glz_window
+            self.glz = glz_dictionary_for(self.session, glz_id, glz_window)
             self.dc.start_client(self)
         elif msg_type == MsgCDisplay.PREFERRED_COMPRESSION:
             value = r.u8()
@@ -219,9 +200,11 @@ class DisplayChannelClient(ChannelClient):
             n = r.u8()
             self.preferred_video_codecs = tuple(r.u8() for _ in range(n))
         elif msg_type == MsgCDisplay.STREAM_REPORT:
-            for _ in range(7):
-                r.u32()
-            r.i32()
+            stream_id, unique_id, start_mm, end_mm, frames, drops = (r.u32() for _ in range(6))
+            last_delay = r.i32()
+            audio_delay = r.u32()
+            self.dc.streams.client_report(self, stream_id, unique_id, start_mm, end_mm, frames,
+                                          drops, last_delay, audio_delay)
         elif msg_type == MsgCDisplay.GL_DRAW_DONE:
             pass
         else:
@@ -233,10 +216,12 @@ class DisplayChannelClient(ChannelClient):
     def queue_surface_create(self, surface) -> None:
         flags = 1 if surface.is_primary else 0  # SPICE_SURFACE_FLAGS_PRIMARY
         self.client_surfaces[surface.id] = surface.generation
+        self.lossy.forget_surface(surface.id)
         self.pipe_add(SurfaceCreateItem(surface.id, surface.width, surface.height,
                                         surface.format, flags))
 
     def queue_surface_destroy(self, surface_id: int) -> None:
+        self.lossy.forget_surface(surface_id)
         if self.client_surfaces.pop(surface_id, None) is not None:
             self.pipe_add(SurfaceDestroyItem(surface_id))
 
@@ -310,9 +295,22 @@ class DisplayChannelClient(ChannelClient):
 
     # -- sending ---------------------------------------------------------------------
 
+    def unqueue(self, item: DrawPipeItem) -> bool:
+        """Take a drawable out of the pipe before it is sent (it was culled)."""
+        if not item.queued or not self.connected:
+            return False
+        try:
+            self.pipe.remove(item)
+        except ValueError:
+            return False
+        item.release()
+        return True
+
     def send_item(self, item: PipeItem) -> None:
         self._free_list = []
         self._touched = []
+        if isinstance(item, DrawPipeItem):
+            item.queued = False
         msg_type, body = self._marshal(item)
         if msg_type is None:
             return
@@ -322,7 +320,17 @@ class DisplayChannelClient(ChannelClient):
 
     def _marshal(self, item: PipeItem) -> tuple[int | None, Writer | bytes | None]:
         if isinstance(item, DrawPipeItem):
-            return marshal_draw(self, item.item.drawable)
+            if item.item.stream is not None:
+                frame = self.dc.streams.marshal_frame(self, item.item)
+                if frame is not None:
+                    return frame
+            self._lossy_src = _source_image(item.item.drawable) if item.can_lossy else None
+            self._graduality = item.item.graduality
+            try:
+                return marshal_draw(self, item.item.drawable)
+            finally:
+                self._lossy_src = None
+                self._graduality = None
         if isinstance(item, ImagePipeItem):
             return MsgDisplay.DRAW_COPY, marshal_image_copy(
                 item.surface_id, item.left, item.top, item.width, item.height,
@@ -340,6 +348,9 @@ class DisplayChannelClient(ChannelClient):
             return MsgDisplay.MONITORS_CONFIG, body
         if isinstance(item, InvalPaletteItem):
             return MsgDisplay.INVAL_PALETTE, _U64.pack(item.palette_id)
+        marshalled = self.dc.streams.marshal_item(self, item)
+        if marshalled is not None:
+            return marshalled
         if isinstance(item, EmptyMsgItem):
             if item.msg_type == MsgDisplay.INVAL_ALL_PALETTES:
                 self.palette_cache.reset()
@@ -380,7 +391,7 @@ class DisplayChannelClient(ChannelClient):
                                            item.image_flags, item.width, item.height),
             format=item.bitmap_format, flags=qxl.QXL_BITMAP_TOP_DOWN, x=item.width,
             y=item.height, stride=item.stride, palette=None, data=item.data.reshape(-1))
-        self.fill_image(block, bitmap)
+        self.fill_image(block, bitmap, from_drawable=False)
 
     # -- images and caches (ImageSink) ----------------------------------------------------
 
@@ -391,20 +402,40 @@ class DisplayChannelClient(ChannelClient):
             return ImageCompression(self.preferred_compression)
         return self.server_image_compression
 
-    def encode_image(self, bitmap: qxl.BitmapImage, can_lossy: bool) -> EncodedImage | None:
-        """The encoding seam (spice-server's dcc_compress_image): an
-        :class:`EncodedImage`, or None to send the bitmap as it is.  At this
-        stage every image goes out as BITMAP; the image encoders plug in
-        here, choosing from :attr:`image_compression`, :attr:`jpeg_state`,
-        :attr:`zlib_glz_state`, ``low_bandwidth`` and the client's caps."""
-        return None
+    @property
+    def enable_jpeg(self) -> bool:
+        """jpeg-wan-compression: always, never, or (auto) for a slow client."""
+        if self.jpeg_state == WanCompression.AUTO:
+            return self.low_bandwidth
+        return self.jpeg_state == WanCompression.ALWAYS
 
-    def fill_image(self, block: Block, image: qxl.Image | None, *, mask: bool = False) -> None:
+    @property
+    def enable_zlib_glz(self) -> bool:
+        if self.zlib_glz_state == WanCompression.AUTO:
+            return self.low_bandwidth
+        return self.zlib_glz_state == WanCompression.ALWAYS
+
+    def encoder_settings(self) -> EncoderSettings:
+        return EncoderSettings(self.image_compression, self.enable_jpeg, self.enable_zlib_glz,
+                               self.test_cap(DisplayCap.LZ4_COMPRESSION), self.glz)
+
+    def encode_image(self, bitmap: qxl.BitmapImage, can_lossy: bool,
+                     from_drawable: bool = True,
+                     graduality: int | None = None) -> EncodedImage | None:
+        """The encoding seam (spice-server's dcc_compress_image): an
+        :class:`EncodedImage`, or None to send the bitmap as it is
+        (:mod:`spice.image_encoders` has the policy)."""
+        return self.encoders.compress(bitmap, self.encoder_settings(), can_lossy, from_drawable,
+                                      graduality)
+
+    def fill_image(self, block: Block, image: qxl.Image | None, *, mask: bool = False,
+                   from_drawable: bool = True) -> None:
         if image is None:
             return
         desc = image.descriptor
         flags_out = (qxl.SPICE_IMAGE_FLAGS_HIGH_BITS_SET
                      if desc.flags & qxl.QXL_IMAGE_HIGH_BITS_SET else 0)
+        can_lossy = image is self._lossy_src and not mask
         cache = self.pixmap_cache
         serial = self.serial + 1
         want_cache = bool(desc.flags & qxl.QXL_IMAGE_CACHE) and cache is not None
@@ -414,9 +445,12 @@ class DisplayChannelClient(ChannelClient):
                 hit, lossy = cache.hit(self.index, desc.id, serial)
                 if hit:
                     self._touched.append(desc.id)
-                    if not lossy:
-                        block.fmt(_DESC, desc.id, qxl.SPICE_IMAGE_TYPE_FROM_CACHE, flags_out,
-                                  desc.width, desc.height)
+                    if can_lossy or not lossy:
+                        # with JPEG on, a lossless entry is asked for as such: another
+                        # channel may have replaced a lossy copy meanwhile
+                        kind = (qxl.SPICE_IMAGE_TYPE_FROM_CACHE if lossy or not self.enable_jpeg
+                                else qxl.SPICE_IMAGE_TYPE_FROM_CACHE_LOSSLESS)
+                        block.fmt(_DESC, desc.id, kind, flags_out, desc.width, desc.height)
                         return
                     cache.set_lossy(desc.id, False)
                     replace = True
@@ -429,7 +463,8 @@ class DisplayChannelClient(ChannelClient):
             return
         encoded = None
         if isinstance(image, qxl.BitmapImage) and not mask:
-            encoded = self.encode_image(image, False)
+            graduality = self._graduality if can_lossy else None
+            encoded = self.encode_image(image, can_lossy, from_drawable, graduality)
         if want_cache and not replace and desc.width * desc.height > 0:
             # added only now that the encoding (and whether it is lossy) is known
             lossy = encoded is not None and encoded.lossy
@@ -478,3 +513,7 @@ class DisplayChannelClient(ChannelClient):
 
     def on_disconnect(self) -> None:
         self.active = False
+
+
+def _source_image(d: qxl.Drawable) -> qxl.Image | None:
+    return getattr(d.u, "src_bitmap", None)

@@ -1,53 +1,113 @@
-"""Drawables not yet rendered into the server's canvases ("current").
+"""A drawable as the display channel holds it, and what it covers.
 
-spice-server keeps a per-surface tree of pending drawables so it can drop
-drawables that later ones cover before they are rendered or sent
-(occlusion).  This module is that seam.  The present implementation keeps
-the pending drawables in command order and renders them lazily, in that
-order, when pixels are needed: before UPDATE_AREA, before a surface is
-read for a client, on surface destruction and when more than
-:data:`NUM_DRAWABLES` are pending.  Rendering in command order is always
-correct across surfaces (a drawable reading surface B sees exactly what
-earlier commands left there), at the cost of rendering drawables an
-occlusion tree would have skipped.
+A :class:`DrawableItem` is shared by the current tree
+(:mod:`spice.current_tree`, which renders it lazily into the server's
+canvas or culls it) and by every client pipe that queued it; the guest
+gets its resource back (``release_resource``) when the last of them lets
+go.
 
-A :class:`DrawableItem` is shared by the pending queue and every client
-pipe that queued it; the guest gets its resource back (``release_resource``)
-when the last of them lets go.
+:func:`covers_destination` is the occlusion tree's notion of an opaque
+draw.  spice-server trusts the guest's ``effect`` field; here a draw must
+also be one whose result, everywhere in its area, does not depend on what
+was there before (no mask, no ROP that reads the destination), so a guest
+that marks a blend "opaque" cannot make the server drop drawing that still
+shows.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter, deque
 from collections.abc import Callable
 
+import numpy as np
+
+from spice import qxl, region
 from spice.qxl import BitmapImage, Command, Drawable, Rect
 
 log = logging.getLogger(__name__)
 
 NUM_DRAWABLES = 1000  # spice-server's drawable pool
 
+_READS_DEST = (qxl.SPICE_ROPD_OP_OR | qxl.SPICE_ROPD_OP_AND | qxl.SPICE_ROPD_OP_XOR
+               | qxl.SPICE_ROPD_OP_INVERS | qxl.SPICE_ROPD_INVERS_DEST)
+_WRITES = qxl.SPICE_ROPD_OP_PUT | qxl.SPICE_ROPD_OP_BLACKNESS | qxl.SPICE_ROPD_OP_WHITENESS
+
+
+def _rop_overwrites(rop: int) -> bool:
+    return bool(rop & _WRITES) and not rop & _READS_DEST
+
+
+def _no_mask(mask: qxl.QMask) -> bool:
+    return mask.bitmap is None
+
+
+def covers_destination(d: Drawable) -> bool:
+    """Whether every pixel the draw touches ends up independent of the
+    destination's previous value."""
+    t = d.type
+    u = d.u
+    if t in (qxl.QXL_DRAW_FILL, qxl.QXL_DRAW_OPAQUE):
+        return _rop_overwrites(u.rop_descriptor) and _no_mask(u.mask)
+    if t == qxl.QXL_DRAW_COPY:
+        return _rop_overwrites(u.rop_descriptor) and _no_mask(u.mask)
+    if t in (qxl.QXL_DRAW_BLACKNESS, qxl.QXL_DRAW_WHITENESS):
+        return _no_mask(u.mask)
+    if t == qxl.QXL_DRAW_ROP3:
+        # a ternary ROP ignores the destination when flipping its bit (0xAA)
+        # never changes the result
+        return ((u.rop3 >> 1) & 0x55) == (u.rop3 & 0x55) and _no_mask(u.mask)
+    return t == qxl.QXL_COPY_BITS
+
+
+def drawable_region(d: Drawable) -> np.ndarray:
+    """The pixels a drawable may touch: its bbox, clipped."""
+    b = d.bbox
+    box = region.rect(b.top, b.left, b.bottom, b.right)
+    if d.clip is None:
+        return box
+    return region.intersect(box, region.from_rects(d.clip))
+
 
 class DrawableItem:
     """One QXL_CMD_DRAW held by the server."""
 
-    __slots__ = ("cmd", "drawable", "surface_id", "deps", "area", "self_image", "refs",
-                 "_release", "released", "rendered", "mm_time")
+    __slots__ = ("cmd", "drawable", "surface_id", "deps", "area", "region", "opaque",
+                 "self_image", "refs", "_release", "released", "rendered", "culled",
+                 "mm_time", "seq", "vis", "vis_ext", "shadows", "pipe_items", "graduality",
+                 "stream", "frames_count", "gradual_frames_count", "last_gradual_frame",
+                 "first_frame_time", "creation_time", "streamable", "generation")
 
     def __init__(self, cmd: Command, drawable: Drawable, area: Rect,
-                 release: Callable[[Command], None]) -> None:
+                 release: Callable[[Command], None], rgn: np.ndarray | None = None) -> None:
         self.cmd = cmd
         self.drawable = drawable
         self.surface_id = drawable.surface_id
         self.deps = tuple(s for s in drawable.surfaces_dest if s != -1)
         self.area = area  # bbox clipped to the clip rectangles' extent
+        self.region = drawable_region(drawable) if rgn is None else rgn
+        self.opaque = (drawable.effect == qxl.QXL_EFFECT_OPAQUE
+                       and covers_destination(drawable))
         self.self_image: BitmapImage | None = None
         self.refs = 1
         self._release = release
         self.released = False
         self.rendered = False
+        self.culled = False
         self.mm_time = drawable.mm_time
+        self.seq = 0  # command order, set by the current tree
+        self.vis = self.region  # what later opaque draws have not covered yet
+        self.vis_ext = region.extents(self.region)
+        self.shadows: list = []  # areas this pending drawable reads (current_tree)
+        self.pipe_items: list = []  # (client, pipe item) still able to be unqueued
+        self.graduality: int | None = None  # of the DRAW_COPY source, once computed
+        self.stream = None  # the video stream this drawable is a frame of
+        self.streamable = False
+        self.frames_count = 0
+        self.gradual_frames_count = 0
+        self.last_gradual_frame = 0
+        self.first_frame_time = 0
+        self.creation_time = 0
+        self.generation = 0  # the worker round that pulled it
 
     def ref(self) -> DrawableItem:
         self.refs += 1
@@ -58,84 +118,3 @@ class DrawableItem:
         if self.refs == 0 and not self.released:
             self.released = True
             self._release(self.cmd)
-
-
-class CurrentDraws:
-    """Pending drawables of every surface of one display channel."""
-
-    def __init__(self, render: Callable[[DrawableItem], None]) -> None:
-        self._render = render
-        self._queue: deque[DrawableItem] = deque()
-        self._per_surface: Counter[int] = Counter()
-        self._readers: Counter[int] = Counter()
-
-    def __len__(self) -> int:
-        return len(self._queue)
-
-    def add(self, item: DrawableItem) -> None:
-        """Take over the caller's reference to ``item``."""
-        self._queue.append(item)
-        self._per_surface[item.surface_id] += 1
-        for s in item.deps:
-            self._readers[s] += 1
-        while len(self._queue) > NUM_DRAWABLES:
-            self._render_next()
-
-    def _pop(self) -> DrawableItem:
-        item = self._queue.popleft()
-        self._per_surface[item.surface_id] -= 1
-        for s in item.deps:
-            self._readers[s] -= 1
-        return item
-
-    def _render_next(self) -> None:
-        item = self._pop()
-        try:
-            self._render(item)
-        finally:
-            item.unref()
-
-    def pending_for(self, surface_id: int) -> int:
-        return self._per_surface[surface_id]
-
-    def flush_surface(self, surface_id: int) -> None:
-        """Render until no pending drawable targets ``surface_id``."""
-        while self._per_surface[surface_id] > 0:
-            self._render_next()
-
-    def flush_all(self) -> None:
-        while self._queue:
-            self._render_next()
-
-    def render_oldest(self, count: int) -> int:
-        n = 0
-        while self._queue and n < count:
-            self._render_next()
-            n += 1
-        return n
-
-    def drop_surface(self, surface_id: int) -> None:
-        """The surface goes away: render what reads it, forget what draws on it."""
-        while self._readers[surface_id] > 0:
-            self._render_next()
-        if self._per_surface[surface_id] == 0:
-            return
-        keep: deque[DrawableItem] = deque()
-        dropped = []
-        for item in self._queue:
-            (dropped if item.surface_id == surface_id else keep).append(item)
-        self._queue = keep
-        for item in dropped:
-            self._per_surface[item.surface_id] -= 1
-            for s in item.deps:
-                self._readers[s] -= 1
-            item.unref()
-
-    def clear(self) -> None:
-        """Forget everything without rendering (device reset)."""
-        items = list(self._queue)
-        self._queue.clear()
-        self._per_surface.clear()
-        self._readers.clear()
-        for item in items:
-            item.unref()

@@ -79,6 +79,7 @@ class RedWorker:
         self.rounds = 0
         self.sessions: dict[int, list] = {}
         self.local_view = LocalView()
+        self._clock_id: int | None = None
         self.thread = threading.Thread(target=self._run, name=f"spice-worker-{index}",
                                        daemon=True)
 
@@ -89,6 +90,7 @@ class RedWorker:
 
     def _run(self) -> None:
         self.dispatcher.worker_thread = threading.get_ident()
+        self._clock_id = time.pthread_getcpuclockid(threading.get_ident())
         timeout: float | None = None
         while not self._stop:
             self.loop.run_once(timeout)
@@ -108,17 +110,20 @@ class RedWorker:
         if self.running:
             more |= self._process_cursor()
             more |= self._process_display(start)
+        if self.running:
+            self.display.streams.timeout()
         now = time.monotonic()
         self.cursor.push_all(now)
         self.display.push_all(now)
         if not self.running:
             return None
+        stream_wait = self.display.streams.next_timeout()
         blocked = self._blocked()
         if (more or now - start > ROUND_BUDGET_S) and not blocked:
             return 0.0  # work left: go again at once
         if (self._display_ring.waiting and self._cursor_ring.waiting and not blocked
                 and not any(c.lagging for c in self.display.clients)):
-            return None  # the device will wake us
+            return stream_wait  # the device will wake us (or a stream times out)
         # polling the ring once more, or watching full pipes drain (socket and
         # ACK events wake us earlier)
         return CMD_RING_POLL_TIMEOUT_S
@@ -333,7 +338,20 @@ class RedWorker:
                 "display_clients": len(self.display.clients),
                 "display_pipe_items": sum(len(c.pipe) for c in self.display.clients),
                 "lagging_clients": sum(1 for c in self.display.clients if c.lagging),
-                "cursor_clients": len(self.cursor.clients), "rounds": self.rounds}
+                "cursor_clients": len(self.cursor.clients), "rounds": self.rounds,
+                "live_streams": len(self.display.streams.live()),
+                "worker_cpu_ns": self.cpu_ns(),
+                **self.display.current.stats.as_dict(), **self.display.streams.stats.as_dict(),
+                **self.display.encoder_stats.as_dict()}
+
+    def cpu_ns(self) -> int:
+        """CPU time the worker thread used (what the display benchmark reports)."""
+        if self._clock_id is None:
+            return 0
+        try:
+            return time.clock_gettime_ns(self._clock_id)
+        except OSError:
+            return 0
 
     # -- the host's local display (spice.screendump) -------------------------------------
 

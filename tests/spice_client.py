@@ -9,8 +9,10 @@ surfaces.
 
 from __future__ import annotations
 
+import shutil
 import socket
 import struct
+import subprocess
 import time
 from dataclasses import dataclass, field
 
@@ -19,6 +21,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from spice import qxl
+from spice.codecs import (
+    GlzDecoderWindow,
+    glz_decode,
+    lz4_decode,
+    lz_decode,
+    quic_decode,
+    zlib_glz_decode,
+)
+from spice.codecs.quic import QUIC_IMAGE_TYPE_RGBA
 from spice.protocol import (
     ChannelType,
     CommonCap,
@@ -255,6 +266,9 @@ class DisplayClient:
     monitors: object = None
     use_canvas: bool = False
     decode_draws: bool = True  # False: count draw messages only (foreign servers)
+    glz_window: GlzDecoderWindow = field(default_factory=GlzDecoderWindow)
+    streams: dict[int, dict] = field(default_factory=dict)  # id -> STREAM_CREATE fields
+    image_types: list[int] = field(default_factory=list)  # wire type of every image read
 
     def pump(self, until: int | None = None, timeout: float = 5.0, count: int | None = None):
         """Read and apply messages until one of type ``until`` (returned) or
@@ -321,6 +335,8 @@ class DisplayClient:
         elif t in _DRAW_TYPES and self.decode_draws:
             decoded = self.decode_draw(t, body)
             self.render(decoded)
+        elif t in _STREAM_TYPES:
+            decoded = self._stream_message(t, r)
         self.messages.append((t, decoded))
         return decoded
 
@@ -342,6 +358,7 @@ class DisplayClient:
         ir = r.at(off)
         image_id, itype, iflags, w, h = ir.u64(), ir.u8(), ir.u8(), ir.u32(), ir.u32()
         desc = qxl.ImageDescriptor(image_id, itype, iflags, w, h)
+        self.image_types.append(itype)
         if itype in (qxl.SPICE_IMAGE_TYPE_FROM_CACHE, qxl.SPICE_IMAGE_TYPE_FROM_CACHE_LOSSLESS):
             if image_id not in self.cache:
                 raise ProtocolError(f"image {image_id:#x} is not in the client cache")
@@ -366,13 +383,110 @@ class DisplayClient:
             qflags = qxl.QXL_BITMAP_TOP_DOWN if bflags & qxl.SPICE_BITMAP_FLAGS_TOP_DOWN else 0
             img = qxl.BitmapImage(desc, fmt, qflags, x, y, stride, palette, data)
         elif itype == qxl.SPICE_IMAGE_TYPE_QUIC:
-            size = ir.u32()
-            img = qxl.QuicImage(desc, np.frombuffer(ir.bytes(size), np.uint8))
+            q = quic_decode(ir.bytes(ir.u32()), to_32bit=True, expected_size=(w, h))
+            fmt = (qxl.SPICE_BITMAP_FMT_RGBA if q.qtype == QUIC_IMAGE_TYPE_RGBA
+                   else qxl.SPICE_BITMAP_FMT_32BIT)
+            img = _decoded_bitmap(desc, fmt, q.pixels.reshape(h, w * 4), True)
+        elif itype == qxl.SPICE_IMAGE_TYPE_LZ_RGB:
+            d = lz_decode(ir.bytes(ir.u32()))
+            img = _decoded_bitmap(desc, _LZ_FORMATS[d.lz_type], d.pixels, d.top_down)
+        elif itype == qxl.SPICE_IMAGE_TYPE_LZ_PLT:
+            pflags, size = ir.u8(), ir.u32()
+            if pflags & qxl.SPICE_BITMAP_FLAGS_PAL_FROM_CACHE:
+                palette = self.palettes[ir.u64()]
+            else:
+                pr = r.at(ir.u32())
+                unique, n = pr.u64(), pr.u16()
+                palette = qxl.Palette(unique, np.frombuffer(pr.bytes(4 * n), "<u4").copy())
+                if pflags & qxl.SPICE_BITMAP_FLAGS_PAL_CACHE_ME:
+                    self.palettes[unique] = palette
+            d = lz_decode(ir.bytes(size))
+            img = _decoded_bitmap(desc, _LZ_FORMATS[d.lz_type], d.pixels, d.top_down, palette)
+        elif itype in (qxl.SPICE_IMAGE_TYPE_GLZ_RGB, qxl.SPICE_IMAGE_TYPE_ZLIB_GLZ_RGB):
+            if itype == qxl.SPICE_IMAGE_TYPE_GLZ_RGB:
+                g = glz_decode(self.glz_window, ir.bytes(ir.u32()))
+            else:
+                glz_size, size = ir.u32(), ir.u32()
+                g = zlib_glz_decode(self.glz_window, ir.bytes(size), glz_size)
+            fmt = qxl.SPICE_BITMAP_FMT_RGBA if g.lz_type == 9 else qxl.SPICE_BITMAP_FMT_32BIT
+            img = _decoded_bitmap(desc, fmt, g.pixels, g.top_down)
+        elif itype == qxl.SPICE_IMAGE_TYPE_LZ4:
+            d4 = lz4_decode(ir.bytes(ir.u32()), w, h)
+            img = _decoded_bitmap(desc, d4.fmt, d4.pixels, d4.top_down)
+        elif itype == qxl.SPICE_IMAGE_TYPE_JPEG:
+            rgb = decode_jpeg(ir.bytes(ir.u32()))
+            img = _decoded_bitmap(desc, qxl.SPICE_BITMAP_FMT_32BIT, _bgrx(rgb), True)
+        elif itype == qxl.SPICE_IMAGE_TYPE_JPEG_ALPHA:
+            jflags, jpeg_size, size = ir.u8(), ir.u32(), ir.u32()
+            data = ir.bytes(size)
+            px = _bgrx(decode_jpeg(data[:jpeg_size]))
+            alpha = lz_decode(data[jpeg_size:])
+            a = alpha.pixels.reshape(h, w * 4)[:, 3::4]
+            px.reshape(h, w, 4)[:, :, 3] = a if alpha.top_down else a[::-1]
+            img = _decoded_bitmap(desc, qxl.SPICE_BITMAP_FMT_RGBA, px, True)
+            del jflags
         else:
             raise ProtocolError(f"image type {itype} not decoded by the test client")
         if iflags & qxl.SPICE_IMAGE_FLAGS_CACHE_ME:
             self.cache[image_id] = img
         return img
+
+    def _stream_message(self, t: int, r: Reader) -> object:
+        """Streams: kept, and their frames drawn on the primary (MJPEG via djpeg)."""
+        if t == MsgDisplay.STREAM_CREATE:
+            info = dict(surface_id=r.u32(), id=r.u32(), flags=r.u8(), codec=r.u8(), stamp=r.u64(),
+                        stream_w=r.u32(), stream_h=r.u32(), src_w=r.u32(), src_h=r.u32(),
+                        dest=read_rect(r), clip=self._read_clip(r), frames=0)
+            self.streams[info["id"]] = info
+            return info
+        if t in (MsgDisplay.STREAM_DATA, MsgDisplay.STREAM_DATA_SIZED):
+            sid, mm = r.u32(), r.u32()
+            info = self.streams[sid]
+            if t == MsgDisplay.STREAM_DATA_SIZED:
+                w, h, dest = r.u32(), r.u32(), read_rect(r)
+            else:
+                w, h, dest = info["src_w"], info["src_h"], info["dest"]
+            frame = decode_jpeg(r.bytes(r.u32()))
+            assert frame.shape[:2] == (h, w), "frame of the wrong size"
+            if not info["flags"] & 1:
+                frame = frame[::-1]
+            px = _bgrx(frame).view("<u4").reshape(h, w) & 0xFFFFFF
+            info["frames"] += 1
+            surface = self.surfaces[info["surface_id"]].pixels32()
+            if dest.height == h and dest.width == w:
+                for ct, cl, cb, cr in self._stream_clip(info, dest):
+                    surface[ct:cb, cl:cr] = px[ct - dest.top:cb - dest.top,
+                                               cl - dest.left:cr - dest.left]
+            return (sid, mm, w, h)
+        if t == MsgDisplay.STREAM_CLIP:
+            sid = r.u32()
+            self.streams[sid]["clip"] = self._read_clip(r)
+            return sid
+        if t == MsgDisplay.STREAM_DESTROY:
+            return self.streams.pop(r.u32(), None)
+        if t == MsgDisplay.STREAM_DESTROY_ALL:
+            self.streams.clear()
+            return None
+        if t == MsgDisplay.STREAM_ACTIVATE_REPORT:
+            return dict(stream_id=r.u32(), unique_id=r.u32(), window=r.u32(), timeout=r.u32())
+        return None
+
+    @staticmethod
+    def _read_clip(r: Reader) -> list[tuple[int, int, int, int]] | None:
+        if r.u8() != qxl.SPICE_CLIP_TYPE_RECTS:
+            return None
+        return [tuple(read_rect(r)) for _ in range(r.u32())]
+
+    @staticmethod
+    def _stream_clip(info: dict, dest: qxl.Rect) -> list[tuple[int, int, int, int]]:
+        rects = [tuple(dest)] if info["clip"] is None else info["clip"]
+        out = []
+        for t, left, b, rt in rects:
+            t, left = max(t, dest.top), max(left, dest.left)
+            b, rt = min(b, dest.bottom), min(rt, dest.right)
+            if t < b and left < rt:
+                out.append((t, left, b, rt))
+        return out
 
     def read_brush(self, r: Reader) -> qxl.Brush:
         btype = r.u8()
@@ -579,6 +693,52 @@ _QXL_TYPE = {
     MsgDisplay.DRAW_ALPHA_BLEND: qxl.QXL_DRAW_ALPHA_BLEND,
     MsgDisplay.COPY_BITS: qxl.QXL_COPY_BITS, MsgDisplay.DRAW_COMPOSITE: qxl.QXL_DRAW_COMPOSITE,
 }
+
+
+_STREAM_TYPES = {
+    MsgDisplay.STREAM_CREATE, MsgDisplay.STREAM_DATA, MsgDisplay.STREAM_DATA_SIZED,
+    MsgDisplay.STREAM_CLIP, MsgDisplay.STREAM_DESTROY, MsgDisplay.STREAM_DESTROY_ALL,
+    MsgDisplay.STREAM_ACTIVATE_REPORT,
+}
+# LZ image type -> the bitmap format its decoded bytes are in
+_LZ_FORMATS = {1: qxl.SPICE_BITMAP_FMT_1BIT_LE, 2: qxl.SPICE_BITMAP_FMT_1BIT_BE,
+               3: qxl.SPICE_BITMAP_FMT_4BIT_LE, 4: qxl.SPICE_BITMAP_FMT_4BIT_BE,
+               5: qxl.SPICE_BITMAP_FMT_8BIT, 6: qxl.SPICE_BITMAP_FMT_16BIT,
+               7: qxl.SPICE_BITMAP_FMT_24BIT, 8: qxl.SPICE_BITMAP_FMT_32BIT,
+               9: qxl.SPICE_BITMAP_FMT_RGBA, 11: qxl.SPICE_BITMAP_FMT_8BIT_A}
+
+
+def _decoded_bitmap(desc: qxl.ImageDescriptor, fmt: int, rows: np.ndarray, top_down: bool,
+                    palette: qxl.Palette | None = None) -> qxl.BitmapImage:
+    """A decoded image as the bitmap a client draws from."""
+    rows = np.ascontiguousarray(rows, dtype=np.uint8)
+    h = desc.height
+    stride = rows.size // h if h else 0
+    flags = qxl.QXL_BITMAP_TOP_DOWN if top_down else 0
+    return qxl.BitmapImage(desc, fmt, flags, desc.width, h, stride, palette, rows.reshape(-1))
+
+
+def _bgrx(rgb: np.ndarray) -> np.ndarray:
+    h, w, _ = rgb.shape
+    out = np.zeros((h, w * 4), np.uint8)
+    out.reshape(h, w, 4)[:, :, 0] = rgb[:, :, 2]
+    out.reshape(h, w, 4)[:, :, 1] = rgb[:, :, 1]
+    out.reshape(h, w, 4)[:, :, 2] = rgb[:, :, 0]
+    return out
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """(h, w, 3) RGB through libjpeg's djpeg, the decoder SPICE clients use."""
+    exe = shutil.which("djpeg")
+    if exe is None:
+        raise RuntimeError("djpeg (Debian package libjpeg-turbo-progs) is required")
+    ppm = subprocess.run([exe, "-ppm"], input=bytes(data), capture_output=True,
+                         check=True).stdout
+    magic, w, h, maxval, rest = ppm.split(maxsplit=4)
+    if magic != b"P6" or maxval != b"255":
+        raise ProtocolError("djpeg did not produce an 8-bit PPM")
+    w, h = int(w), int(h)
+    return np.frombuffer(rest[: w * h * 3], np.uint8).reshape(h, w, 3)
 
 
 # -- cursor decoding --------------------------------------------------------------------------

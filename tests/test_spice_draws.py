@@ -152,7 +152,8 @@ def test_late_client_sees_rendered_draws(live):
     d = s.open_display()
     d.pump(until=MsgDisplay.MARK)
     server = live.mem.view("<u4").reshape(H, W)
-    assert (d.surfaces[0].pixels32() == server).all()
+    # the x byte of xRGB pixels does not travel in compressed images
+    assert ((d.surfaces[0].pixels32() ^ server) & 0xFFFFFF == 0).all()
     assert live.qxl.wait_released(toks)
     s.close()
 
