@@ -51,7 +51,7 @@ class SpiceOptions:
     image_compression: str = "auto_glz"
     jpeg_wan_compression: str = "auto"
     zlib_glz_wan_compression: str = "auto"
-    streaming_video: str = "off"  # QEMU's default
+    streaming_video: str = "filter"  # spice-server's default (QEMU passes off unless told)
     agent_mouse: bool = True
     name: str | None = None
     uuid: bytes | None = None  # 16 bytes

@@ -13,11 +13,11 @@ from spice_harness import Harness
 from spice.options import SpiceOptions
 
 
-def test_defaults_are_qemus():
+def test_defaults():
     o = SpiceOptions()
     assert (o.addr, o.port, o.password, o.disable_ticketing) == ("127.0.0.1", 5900, None, False)
     assert (o.image_compression, o.jpeg_wan_compression, o.zlib_glz_wan_compression,
-            o.streaming_video, o.agent_mouse) == ("auto_glz", "auto", "auto", "off", True)
+            o.streaming_video, o.agent_mouse) == ("auto_glz", "auto", "auto", "filter", True)
 
 
 def test_qemu_string(tmp_path):

@@ -159,7 +159,8 @@ def test_two_qxl_devices_share_one_pixmap_cache():
 def test_device_learns_the_compression_level():
     with Harness() as h:
         wait_for(lambda: h.qxl.compression_levels == [0])  # auto_glz: 0
-    opts = SpiceOptions(port=0, disable_ticketing=True, image_compression="quic")
+    opts = SpiceOptions(port=0, disable_ticketing=True, image_compression="quic",
+                        streaming_video="off")
     with Harness(opts) as h:
         wait_for(lambda: h.qxl.compression_levels == [1])
 
