@@ -420,6 +420,9 @@ class SpiceServer:
             linked.sock.close()
             return
         if ctype == ChannelType.INPUTS:
+            if s.inputs:
+                self._refuse_duplicate(linked)
+                return
             cc = InputsChannelClient(s, linked, self.channel_stats)
             s.inputs.append(cc)
             if s.main is not None:
@@ -430,10 +433,30 @@ class SpiceServer:
         else:
             # display/cursor sockets belong to the device's worker thread from here
             worker = self.workers[linked.channel_id]
-            info = ChannelEventInfo(s.connection_id, ctype, linked.channel_id, linked.peer)
-            self.core.channel_event(ChannelEvent.INITIALIZED, info)
             low_bw = s.main is not None and s.main.is_low_bandwidth()
-            worker.dispatcher.post(worker.h_attach, linked, s, low_bw)
+            worker.dispatcher.post(self._attach_on_worker, worker, linked, s, low_bw)
+
+    def _attach_on_worker(self, worker: RedWorker, linked: LinkedStream, s: ClientSession,
+                          low_bw: bool) -> None:
+        """Runs on the device's worker thread, which owns its channel clients
+        (so a client leaving and one arriving are seen in order)."""
+        ctype = linked.channel_type
+        if any(cc.channel_type == ctype and cc.connected
+               for cc in worker.sessions.get(s.connection_id, ())):
+            self._refuse_duplicate(linked)
+            return
+        worker.h_attach(linked, s, low_bw)
+        info = ChannelEventInfo(s.connection_id, ctype, linked.channel_id, linked.peer)
+        self._on_core(lambda: self.core.channel_event(ChannelEvent.INITIALIZED, info))
+
+    @staticmethod
+    def _refuse_duplicate(linked: LinkedStream) -> None:
+        """A client may link each channel once (spice-server's
+        RedClient::add_channel): the link succeeded, the extra connection is
+        closed."""
+        log.warning("client %#x linked channel %d:%d twice; closing the second connection",
+                    linked.connection_id, linked.channel_type, linked.channel_id)
+        linked.sock.close()
 
     def _new_session(self, linked: LinkedStream) -> None:
         if self.session is not None:

@@ -229,3 +229,34 @@ def test_multi_media_time_resync(open_server):
     # the INIT carried the clock minus spice-server's 400 ms delta
     assert 0 <= t - s.init.multi_media_time - 400 < 5000
     s.close()
+
+
+def still_open(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        return sock.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True
+    finally:
+        sock.setblocking(True)
+
+
+@pytest.mark.parametrize("ctype", [ChannelType.INPUTS, ChannelType.CURSOR,
+                                   ChannelType.DISPLAY])
+def test_a_second_link_of_the_same_channel_is_closed(open_server, ctype):
+    # spice-server's RedClient::add_channel refuses a duplicate (type, id):
+    # the link completes, then the new connection is closed and the first
+    # one keeps working.
+    s = Session("127.0.0.1", open_server.port)
+    try:
+        first = s.open(ctype)
+        first.recv()  # INIT (inputs) or SET_ACK (display, cursor): it is live
+        second = s.open(ctype)
+        with pytest.raises(ConnectionError):  # closed or reset, not a timeout
+            while True:
+                second.recv()
+        assert still_open(first.sock)
+        first.close()
+        second.close()
+    finally:
+        s.close()
