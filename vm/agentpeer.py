@@ -5,8 +5,11 @@ agent suite needs someone on the far side of the server, as remote-viewer
 would be.  This client links the main channel, starts the agent stream and
 plays a fixed script against whatever the guest agent sends:
 
-* the guest announces its capabilities (asking for ours): answer with the
-  client capabilities, then send DISPLAY_CONFIG (flags 5, depth 32) and
+* on AGENT_START announce the client's capabilities asking for the
+  agent's (as spice-gtk does: what the agent sent before a client was there
+  is dropped by the server);
+* the guest announces its capabilities (answering, or asking for ours):
+  answer if asked, then, the first time, send DISPLAY_CONFIG (flags 5, depth 32) and
   MONITORS_CONFIG (one 800x600 monitor; the server hands it to the QXL
   device), ask for client mouse mode and keep sending the absolute mouse
   position (123, 45) with the left button down on the inputs channel;
@@ -141,6 +144,8 @@ class AgentPeer:
         self._stream = b""          # agent messages from the guest, not yet parsed
         self._session_id = 0
         self._mouse_client = False
+        self._agent_started = False
+        self._script_done = False
         self.guest_caps: int | None = None
         self.guest_clipboard: bytes | None = None
         self.replies: list[tuple[int, int]] = []
@@ -174,9 +179,10 @@ class AgentPeer:
                     if ready:
                         self._inputs.recv()
         except (OSError, ConnectionError, struct.error) as exc:
+            # the machine closes the server when the guest exits: not an error then
             if not self._stop.is_set():
                 self.errors.append(str(exc))
-                log.warning("agent peer: %s", exc)
+                log.debug("agent peer: %s", exc)
 
     def _on_main(self, msg_type: int, body: bytes) -> None:
         if msg_type == MsgMain.INIT:
@@ -205,7 +211,13 @@ class AgentPeer:
 
     def _agent_start(self) -> None:
         assert self._main is not None
+        if self._agent_started:
+            return
+        self._agent_started = True
         self._main.send(MsgCMain.AGENT_START, struct.pack("<I", CLIENT_TOKENS))
+        # as spice-gtk does: whatever the agent sent before we were there is
+        # gone, so ask it for its capabilities
+        self.send_agent(ANNOUNCE, struct.pack("<II", 1, CLIENT_CAPS))
 
     def _parse_stream(self) -> None:
         while len(self._stream) >= _MSG.size:
@@ -223,6 +235,9 @@ class AgentPeer:
             request, self.guest_caps = struct.unpack_from("<II", data)
             if request:
                 self.send_agent(ANNOUNCE, struct.pack("<II", 0, CLIENT_CAPS))
+            if self._script_done:
+                return
+            self._script_done = True
             self.send_agent(DISPLAY_CONFIG, struct.pack("<II", DISPLAY_FLAGS, DISPLAY_DEPTH))
             w, h = MONITOR
             self.send_agent(MONITORS_CONFIG, struct.pack("<II", 1, 0)

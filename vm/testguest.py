@@ -2,6 +2,7 @@
 report their TAP stream.
 
     spicevm test-guest [SUITE ...] [--junit FILE] [--timeout S] [--dump] [--list] [--quiet]
+                       [--log LEVEL]
 
 The suites (guest/tests, built into guest/build/tests.elf) exercise the QXL
 device contract from a real x86 driver: one TAP line per test on COM1.  The
@@ -278,12 +279,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="dump every checked pixel region (golden image lines)")
     p.add_argument("--list", action="store_true", help="list the suites and exit")
     p.add_argument("--quiet", action="store_true", help="print only failures and the summary")
+    p.add_argument("--log", default="error", choices=("debug", "info", "warning", "error"),
+                   help="host log level (default error: the suites' deliberate guest bugs "
+                        "are logged as warnings)")
     return p
 
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+    logging.basicConfig(level=args.log.upper(), stream=sys.stderr,
                         format="spicevm: %(name)s: %(message)s")
 
     def echo(line: str) -> None:

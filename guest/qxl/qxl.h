@@ -210,7 +210,8 @@ bool qxl_client_monitors(const struct qxl_device *q, struct qxl_client_heads *ou
 /* Call on_client_monitors for each new CLIENT_MONITORS_CONFIG interrupt
  * (from the main flow, never the handler). */
 void qxl_poll_events(struct qxl_device *q);
-/* Linux-compatible CRC-32 as the device computes it for the ROM block. */
+/* CRC-32 of the ROM's client monitors block as the device computes it
+ * (Linux crc32_le with seed 0: reflected 0xedb88320, no inversions). */
 uint32_t qxl_crc32(const void *data, uint32_t len);
 
 static inline struct qxl_rect qxl_rect_xywh(int32_t x, int32_t y, int32_t w, int32_t h)

@@ -182,9 +182,10 @@ int qxl_monitors_config(struct qxl_device *q, const struct qxl_head *heads, uint
 
 uint32_t qxl_crc32(const void *data, uint32_t len)
 {
-    /* reflected polynomial 0xedb88320, start ~0, no final inversion */
+    /* reflected polynomial 0xedb88320 as Linux's crc32_le(0, ...): start 0,
+     * no final inversion (QEMU undoes zlib's two inversions to match) */
     const uint8_t *p = data;
-    uint32_t crc = 0xffffffffu;
+    uint32_t crc = 0;
     while (len--) {
         crc ^= *p++;
         for (int i = 0; i < 8; i++)
