@@ -14,7 +14,12 @@ import uuid as uuidlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from spice.protocol import ImageCompression, StreamVideo, WanCompression
+from spice.protocol import (
+    MAX_PASSWORD_LENGTH,
+    ImageCompression,
+    StreamVideo,
+    WanCompression,
+)
 
 PASSWORD_ENV = "SPICE_PASSWORD"
 
@@ -77,8 +82,8 @@ class SpiceOptions:
             raise ValueError("the ticket expiry must not be negative.")
         if self.uuid is not None and len(self.uuid) != 16:
             raise ValueError("uuid must be 16 bytes.")
-        if self.password is not None and len(self.password.encode("utf-8")) > 60:
-            raise ValueError("the password must be at most 60 bytes long.")
+        if self.password is not None and len(self.password.encode("utf-8")) > MAX_PASSWORD_LENGTH:
+            raise ValueError(f"the password must be at most {MAX_PASSWORD_LENGTH} bytes long.")
         return self
 
     @property

@@ -46,6 +46,7 @@ from spice.link import LinkedStream, LinkHandshake, LinkMess, RsaKeyPool, ticket
 from spice.main_channel import MainChannelClient, mm_time
 from spice.options import SpiceOptions
 from spice.protocol import (
+    MAX_PASSWORD_LENGTH,
     ChannelType,
     CommonCap,
     DisplayCap,
@@ -225,9 +226,20 @@ class SpiceServer:
         self._on_core(_apply)
 
     def set_ticket(self, password: str | None, lifetime_s: float | None = None) -> None:
-        """Change the password (and its lifetime).  Never logged."""
+        """Set the password (and its lifetime) and turn ticketing on, as
+        spice_server_set_ticket does: a client that connected while
+        ticketing was off is disconnected; None refuses everyone.  A
+        password longer than the protocol's 60 bytes raises ValueError and
+        changes nothing.  Never logged."""
+        if password is not None and len(password.encode("utf-8")) > MAX_PASSWORD_LENGTH:
+            raise ValueError(f"the password must be at most {MAX_PASSWORD_LENGTH} bytes long.")
+        was_open = self.options.disable_ticketing
         self.options.password = password
+        self.options.disable_ticketing = False
         self._ticket_expires = None if lifetime_s is None else time.monotonic() + lifetime_s
+        session = self.session
+        if was_open and session is not None:
+            self._on_core(lambda: self._end_session(session))
 
     def set_mouse_mode(self, mode: MouseMode) -> None:
         """Switch mouse mode if allowed (as a client MOUSE_MODE_REQUEST does)."""

@@ -120,6 +120,24 @@ def test_no_password_refuses_everyone():
         assert exc.value.err == LinkErr.PERMISSION_DENIED
 
 
+def test_set_ticket_turns_ticketing_on(open_server):
+    # spice_server_set_ticket enables ticketing: a server started without a
+    # ticket asks for the new one from then on.
+    open_server.call(lambda: open_server.server.set_ticket(PASSWORD))
+    with pytest.raises(LinkError) as exc:
+        link("127.0.0.1", open_server.port, ChannelType.MAIN, password="")
+    assert exc.value.err == LinkErr.PERMISSION_DENIED
+    s = Session("127.0.0.1", open_server.port, password=PASSWORD)
+    s.close()
+
+
+def test_set_ticket_refuses_a_password_longer_than_the_protocol_allows(locked_server):
+    with pytest.raises(ValueError, match="60 bytes"):
+        locked_server.call(lambda: locked_server.server.set_ticket("x" * 61))
+    s = Session("127.0.0.1", locked_server.port, password=PASSWORD)  # unchanged
+    s.close()
+
+
 def test_client_without_auth_selection_and_mini_header(open_server):
     ch = link("127.0.0.1", open_server.port, ChannelType.MAIN, common_caps=())
     assert not ch.mini
