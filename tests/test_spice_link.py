@@ -12,7 +12,16 @@ from spice_client import LinkError, Session, link, link_mess, recv_exact
 from spice_harness import Harness
 
 from spice.options import SpiceOptions
-from spice.protocol import ChannelType, CommonCap, LinkErr, MainCap, MsgCMain, MsgMain
+from spice.protocol import (
+    ChannelType,
+    CommonCap,
+    LinkErr,
+    MainCap,
+    MouseMode,
+    Msg,
+    MsgCMain,
+    MsgMain,
+)
 
 PASSWORD = "s3cret-ticket"
 
@@ -198,14 +207,20 @@ def test_version_zero_is_closed_silently(open_server):
     sock.close()
 
 
-def test_ping_pong_and_mouse_mode(open_server):
+def test_net_test_pings_and_refused_client_mouse_mode(open_server):
     s = Session("127.0.0.1", open_server.port)
     try:
-        # the network test pings arrive and are answered by the client helper
-        s.main.recv_until(4)  # PING
-        s.main.send(MsgCMain.MOUSE_MODE_REQUEST, struct.pack("<H", 2))
+        # the network test: two empty pings, then one carrying 250 KiB
+        sizes = []
+        while len(sizes) < 3:
+            sizes.append(len(s.main.recv_until(Msg.PING)) - 12)
+        assert sizes == [0, 0, 250 * 1024]
+        # client mouse mode needs an agent or a tablet: neither is here
+        s.main.send(MsgCMain.MOUSE_MODE_REQUEST, struct.pack("<H", MouseMode.CLIENT))
         s.main.send(MsgCMain.ATTACH_CHANNELS)
         s.main.recv_until(MsgMain.CHANNELS_LIST)
+        assert MsgMain.MOUSE_MODE not in [t for t, _ in s.main.received]
+        assert open_server.call(lambda: open_server.server.mouse_mode) == MouseMode.SERVER
     finally:
         s.close()
 
