@@ -213,9 +213,9 @@ class Session:
 
     def open_display(self, channel_id: int = 0, caps=(DisplayCap.MONITORS_CONFIG,),
                      cache_size: int = 20 * 1024 * 1024 // 4,
-                     decode_draws: bool = True) -> DisplayClient:
+                     decode_draws: bool = True, glz_window: int = 0) -> DisplayClient:
         ch = self.open(ChannelType.DISPLAY, channel_id, caps)
-        ch.send(MsgCDisplay.INIT, struct.pack("<BqBi", 1, cache_size, 1, 0))
+        ch.send(MsgCDisplay.INIT, struct.pack("<BqBi", 1, cache_size, 1, glz_window))
         return DisplayClient(ch, decode_draws=decode_draws)
 
     def close(self) -> None:
