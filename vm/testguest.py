@@ -54,7 +54,8 @@ class TapTest:
 
     @property
     def suite(self) -> str:
-        head, sep, _ = self.description.partition(":")
+        """The "suite:" prefix of the description (or of a skip reason)."""
+        head, sep, _ = (self.description or self.skip or "").partition(":")
         return head if sep and " " not in head else "guest"
 
 
