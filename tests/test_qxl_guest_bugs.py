@@ -241,6 +241,24 @@ def test_chunks_holding_more_than_declared(m):
     refused(m, copy_of(m, img))
 
 
+def test_overlapping_chunks_cannot_stand_for_more_memory_than_the_device_has(m):
+    # Nine chunk headers 32 bytes apart, each claiming the 4 MiB that follow
+    # it: every chunk is inside the slot, yet together they hold 36 MiB
+    # from a device with 17 MiB of memory.  Gathering them would let a
+    # guest make the host allocate up to 2 GiB per command.
+    piece, n = 4 << 20, 9
+    base = m.alloc(piece + 32 * n)
+    for i in range(n):
+        nxt = m.phys(base + 32 * (i + 1)) if i + 1 < n else 0
+        m.write(base + 32 * i, record(L.DATA_CHUNK, {"data_size": piece,
+                                                      "next_chunk": nxt}).tobytes())
+    rows = n * piece // 4096
+    img = np.zeros(1, L.IMAGE)
+    img["descriptor"] = (1, Q.SPICE_IMAGE_TYPE_BITMAP, 0, 1024, rows)
+    img["bitmap"] = (Q.SPICE_BITMAP_FMT_32BIT, 0, 1024, rows, 4096, 0, m.phys(base))
+    refused(m, copy_of(m, m.put_bytes(img.tobytes())))
+
+
 def test_chunk_data_past_the_slot(m):
     last = BAR0_BASE + m.dev.ram_size - 8192 - 24  # a chunk just below the RAM header
     m.write(last, record(L.DATA_CHUNK, {"data_size": 64 * 1024}).tobytes())

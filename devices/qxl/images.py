@@ -9,7 +9,9 @@ Rules applied everywhere (the classes of CVE-2015-5261 and CVE-2022-4144):
 * a chunk chain is walked with a cap on the number of links and a set of
   visited addresses (a loop is a guest bug, not a hang), each chunk's
   data is translated for its full length, and the total must stay within
-  spice-server's 2^31-1 limit and match the size the command declares;
+  spice-server's 2^31-1 limit, within the device memory the slots cover
+  (overlapping chunks would otherwise make the host gather gigabytes from
+  a few megabytes) and match the size the command declares;
 * size arithmetic is done in Python integers, so nothing wraps.
 
 Pixel data is handed out as a zero-copy view of the BAR when it is one
@@ -83,14 +85,17 @@ class ResourceReader:
         header = first
         seen = {first_phys}
         links = 0
+        limit = min(L.MAX_DATA_CHUNK, self.slots.backing_bytes())
         while True:
             size = int(header["data_size"])
             if size or phys == first_phys:
                 total += size
-                if total > L.MAX_DATA_CHUNK or (expected is not None and total > expected):
-                    raise GuestBug(f"{what}: chunks hold more than the "
-                                   f"{expected if expected is not None else L.MAX_DATA_CHUNK}"
-                                   " bytes declared")
+                if expected is not None and total > expected:
+                    raise GuestBug(f"{what}: chunks hold more than the {expected} bytes "
+                                   "declared")
+                if total > limit:
+                    raise GuestBug(f"{what}: chunks hold more than the {limit} bytes of "
+                                   "device memory they can come from (overlapping chunks)")
                 view = self.slots.view(add_offset(phys, L.DATA_CHUNK.itemsize), size)
                 if size:
                     pieces.append(view)

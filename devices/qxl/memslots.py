@@ -111,6 +111,17 @@ class MemSlots:
     def delete(self, slot_id: int) -> None:
         self._slots[slot_id] = None
 
+    def backing_bytes(self) -> int:
+        """How much device memory the active slots lie in.  Objects that do
+        not overlap cannot hold more bytes than this between them, so a
+        chunk chain that does is a guest reusing the same bytes."""
+        sizes: dict[int, int] = {}
+        for slot in self._slots:
+            if slot is not None:  # BAR1 and BAR4 are views from the same start
+                start = slot.array.ctypes.data
+                sizes[start] = max(sizes.get(start, 0), slot.array.nbytes)
+        return sum(sizes.values())
+
     def translate(self, phys: int, size: int) -> tuple[np.ndarray, int]:
         """(backing array, byte offset) of ``size`` bytes at ``phys``."""
         slot_id, generation, offset = split(phys)
