@@ -30,6 +30,7 @@ at once, as it could on QEMU after SeaVGABIOS ran.
 from __future__ import annotations
 
 import logging
+import threading
 
 import numpy as np
 
@@ -94,12 +95,20 @@ class VGA:
         start = -raw.ctypes.data % 4096
         self.lowmem = raw[start:start + LOWMEM_SIZE]
         self.vbe_bank_mask = (vram.nbytes >> 16) - 1
+        # Registers are written on the vCPU thread and read by the refresh
+        # timer on the main loop: a frame must not mix two modes' geometry
+        # (QEMU renders under the big lock for the same reason).
+        self._lock = threading.RLock()
         self.ports = BytePortTable(self._port_table(), 0x30, "vga")
         self.vbe_ports = _VBEPorts(self)
         self._warned: set[str] = set()
         self.reset()
 
     def reset(self) -> None:
+        with self._lock:
+            self._reset()
+
+    def _reset(self) -> None:
         self.misc = MODE3_MISC
         self.st00 = 0
         self.st01 = 0
@@ -165,11 +174,13 @@ class VGA:
         return 0x3D0 <= addr <= 0x3DF
 
     def _read(self, addr: int, reader) -> int:
-        return 0xFF if self._invalid(addr) else reader()
+        with self._lock:
+            return 0xFF if self._invalid(addr) else reader()
 
     def _write(self, addr: int, writer, value: int) -> None:
-        if writer is not None and not self._invalid(addr):
-            writer(value)
+        with self._lock:
+            if writer is not None and not self._invalid(addr):
+                writer(value)
 
     def _rd_ar_index(self) -> int:
         return self.ar_index if self.ar_flip_flop == 0 else 0
@@ -254,6 +265,10 @@ class VGA:
         return bool(self.vbe_regs[VBE_ENABLE] & VBE_ENABLED)
 
     def vbe_read(self) -> int:
+        with self._lock:
+            return self._vbe_read()
+
+    def _vbe_read(self) -> int:
         r, i = self.vbe_regs, self.vbe_index
         if i < VBE_NREGS:
             if r[VBE_ENABLE] & VBE_GETCAPS:
@@ -265,6 +280,10 @@ class VGA:
         return 0
 
     def vbe_write(self, v: int) -> None:
+        with self._lock:
+            self._vbe_write(v)
+
+    def _vbe_write(self, v: int) -> None:
         r, i = self.vbe_regs, self.vbe_index
         if i == VBE_ID:
             if v in VBE_IDS:
@@ -320,6 +339,10 @@ class VGA:
 
     def render(self) -> np.ndarray:
         """The current picture as a (height, width) uint32 xRGB array."""
+        with self._lock:
+            return self._render()
+
+    def _render(self) -> np.ndarray:
         if self.vbe_enabled:
             return self._render_vbe()
         width, height = self._legacy_size()
