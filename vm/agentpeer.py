@@ -145,6 +145,8 @@ class AgentPeer:
         self._session_id = 0
         self._mouse_client = False
         self._agent_started = False
+        self._inputs_lock = threading.Lock()
+        self.linked = threading.Event()  # MAIN_INIT received
         self._script_done = False
         self.guest_caps: int | None = None
         self.guest_clipboard: bytes | None = None
@@ -189,6 +191,7 @@ class AgentPeer:
             self._session_id, _hint, _modes, _mode, agent, tokens = struct.unpack_from(
                 "<6I", body)
             self._tokens = tokens
+            self.linked.set()
             if agent:
                 self._agent_start()
         elif msg_type in (MsgMain.AGENT_CONNECTED, MsgMain.AGENT_CONNECTED_TOKENS):
@@ -205,9 +208,8 @@ class AgentPeer:
         elif msg_type == MsgMain.MOUSE_MODE:
             _supported, current = struct.unpack_from("<HH", body)
             self._mouse_client = current == MouseMode.CLIENT
-            if self._mouse_client and self._inputs is None:
-                self._inputs = _Channel(self.host, self.port, ChannelType.INPUTS,
-                                        self._session_id, [])
+            if self._mouse_client:
+                self._open_inputs()
 
     def _agent_start(self) -> None:
         assert self._main is not None
@@ -274,6 +276,23 @@ class AgentPeer:
                 raise ConnectionError("the server returned no agent tokens")
             self._tokens -= 1
             self._main.send(MsgCMain.AGENT_DATA, raw[off:off + VD_AGENT_MAX_DATA_SIZE])
+
+    def send_keys(self, scancodes: list[int]) -> None:
+        """Press and release each set-1 scancode on the inputs channel (any
+        thread; the channel is opened on first use)."""
+        if not self.linked.wait(10):
+            raise ConnectionError("the main channel never linked")
+        inputs = self._open_inputs()
+        for code in scancodes:
+            inputs.send(MsgCInputs.KEY_DOWN, struct.pack("<I", code))
+            inputs.send(MsgCInputs.KEY_UP, struct.pack("<I", code | 0x80))
+
+    def _open_inputs(self) -> _Channel:
+        with self._inputs_lock:
+            if self._inputs is None:
+                self._inputs = _Channel(self.host, self.port, ChannelType.INPUTS,
+                                        self._session_id, [])
+            return self._inputs
 
     def _send_mouse(self) -> None:
         if self._inputs is None:
