@@ -41,7 +41,7 @@ from vm.multiboot import KernelError, KernelInfo, inspect_kernel
 
 ROOT = Path(__file__).resolve().parent.parent
 # The guest booted when no KERNEL is given (a target of tools/build_guest.py).
-DEFAULT_GUEST = "hello"
+DEFAULT_GUEST = "demo"
 DEFAULT_SPICE = "port=5900,addr=127.0.0.1"
 DEFAULT_RAM_MB = 128
 MAX_RAM_MB = 64 * 1024
