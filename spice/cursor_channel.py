@@ -15,7 +15,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from spice import qxl
-from spice.channel import ChannelClient, EmptyMsgItem, PipeItem
+from spice.channel import ChannelClient, ChannelStats, EmptyMsgItem, PipeItem
 from spice.image_cache import CURSOR_CACHE_SIZE, LruCache
 from spice.protocol import (
     CURSOR_FLAGS_CACHE_ME,
@@ -25,9 +25,11 @@ from spice.protocol import (
     MouseMode,
     MsgCursor,
 )
-from spice.wire import Reader, Writer
+from spice.wire import Block, Reader, Writer
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from spice.link import LinkedStream
     from spice.worker import RedWorker
 
@@ -89,7 +91,7 @@ class CursorChannelClient(ChannelClient):
     handle_acks = True
     max_message_size = 1024
 
-    def __init__(self, channel: CursorChannel, linked: LinkedStream, stats,
+    def __init__(self, channel: CursorChannel, linked: LinkedStream, stats: ChannelStats,
                  low_bandwidth: bool = False) -> None:
         super().__init__(channel.loop, linked, on_disconnect=channel.client_disconnected,
                          stats=stats)
@@ -123,7 +125,7 @@ class CursorChannelClient(ChannelClient):
             for it in items:
                 it.release()
 
-    def _put_cursor(self, root, ref: CursorRef | None):
+    def _put_cursor(self, root: Block, ref: CursorRef | None) -> np.ndarray | None:
         """SpiceCursor: flags, header unless NONE, then the shape bytes at the
         end of the message (unless the client has it cached)."""
         shape = ref.cursor.shape if ref is not None else None
@@ -213,7 +215,7 @@ class CursorChannel:
         except Exception:
             log.exception("cursor: release_resource failed")
 
-    def add_client(self, linked: LinkedStream, stats,
+    def add_client(self, linked: LinkedStream, stats: ChannelStats,
                    low_bandwidth: bool = False) -> CursorChannelClient:
         ccc = CursorChannelClient(self, linked, stats, low_bandwidth)
         self.clients.append(ccc)

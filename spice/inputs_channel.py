@@ -14,7 +14,7 @@ import logging
 import struct
 from typing import TYPE_CHECKING
 
-from spice.channel import ChannelClient, PipeItem
+from spice.channel import ChannelClient, ChannelStats, PipeItem
 from spice.protocol import (
     INPUT_MOTION_ACK_BUNCH,
     KEYBOARD_MODIFIER_CAPS_LOCK,
@@ -29,6 +29,7 @@ from spice.protocol import (
 from spice.wire import Reader
 
 if TYPE_CHECKING:
+    from spice.link import LinkedStream
     from spice.server import ClientSession, SpiceServer
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,8 @@ class InputsChannelClient(ChannelClient):
     channel_type = ChannelType.INPUTS
     max_message_size = RECEIVE_LIMIT
 
-    def __init__(self, session: ClientSession, linked, stats) -> None:
+    def __init__(self, session: ClientSession, linked: LinkedStream,
+                 stats: ChannelStats) -> None:
         server = session.server
         super().__init__(server.core, linked, on_disconnect=session.channel_disconnected,
                          stats=stats)

@@ -14,7 +14,7 @@ import struct
 import time
 from typing import TYPE_CHECKING
 
-from spice.channel import ChannelClient, PipeItem
+from spice.channel import ChannelClient, ChannelStats, PipeItem
 from spice.protocol import (
     NOTIFY_SEVERITY_WARN,
     NOTIFY_VISIBILITY_HIGH,
@@ -30,6 +30,7 @@ from spice.protocol import (
 from spice.wire import ProtocolError, Reader
 
 if TYPE_CHECKING:
+    from spice.link import LinkedStream
     from spice.server import ClientSession
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ class _Item(PipeItem):
 class MainChannelClient(ChannelClient):
     channel_type = ChannelType.MAIN
 
-    def __init__(self, session: ClientSession, linked, stats) -> None:
+    def __init__(self, session: ClientSession, linked: LinkedStream,
+                 stats: ChannelStats) -> None:
         server = session.server
         super().__init__(server.core, linked, on_disconnect=session.main_disconnected,
                          stats=stats)

@@ -49,6 +49,7 @@ from spice.protocol import (
     ChannelType,
     MouseMode,
 )
+from spice.qxl import ClientMonitorsConfig
 from spice.screendump import CursorState
 from spice.session import ClientSession, SessionsMixin
 from spice.worker import RedQXL, RedWorker
@@ -341,7 +342,7 @@ class SpiceServer(SessionsMixin):
     def qxl_takes_monitors_config(self) -> bool:
         return bool(self._qxl_states) and all(s.takes_monitors_config for s in self._qxl_states)
 
-    def client_monitors_config(self, config) -> None:
+    def client_monitors_config(self, config: ClientMonitorsConfig) -> None:
         for w in self.workers:
             w.dispatcher.post(w.h_client_monitors_config, config)
 
