@@ -112,7 +112,6 @@ class ChannelClient:
         self.channel_id = linked.channel_id
         self.connection_id = linked.connection_id
         self.mini_header = linked.mini_header
-        self.common_caps = linked.mess.common_caps
         self.caps = linked.mess.channel_caps
         self.stats = stats or ChannelStats()
         self._on_disconnect = on_disconnect
@@ -142,7 +141,6 @@ class ChannelClient:
         self._conn_state = "connected"
         self._received_bytes = False
         self._sent_bytes = False
-        self._block_read = False
         self.last_progress = time.monotonic()
         self._over_since: float | None = None
         self.sock.setblocking(False)
@@ -168,9 +166,6 @@ class ChannelClient:
 
     # -- capabilities -------------------------------------------------------------------
 
-    def test_common_cap(self, cap: int) -> bool:
-        return has_cap(self.common_caps, cap)
-
     def test_cap(self, cap: int) -> bool:
         return has_cap(self.caps, cap)
 
@@ -186,9 +181,6 @@ class ChannelClient:
                 log.exception("%s: unexpected error, closing connection", self.name)
                 self.disconnect()
         return run
-
-    def call_soon(self, fn: Callable[[], None]) -> None:
-        self.core.call_soon(self._guarded(fn))
 
     def _on_event(self, fd: int, events: WatchEvent) -> None:
         try:
@@ -213,8 +205,6 @@ class ChannelClient:
     # -- receiving ------------------------------------------------------------------------
 
     def _receive(self) -> None:
-        if self._block_read:
-            return
         try:
             chunk = self.sock.recv(RECV_CHUNK)
         except (BlockingIOError, InterruptedError):
@@ -235,7 +225,7 @@ class ChannelClient:
         data = self._in
         pos = 0
         try:
-            while self.connected and not self._block_read and len(data) - pos >= hsize:
+            while self.connected and len(data) - pos >= hsize:
                 if self.mini_header:
                     msg_type, size = struct.unpack_from("<HI", data, pos)
                 else:
@@ -277,24 +267,6 @@ class ChannelClient:
     def handle_message(self, msg_type: int, r: Reader) -> bool:
         """Handle a channel message; False for an unknown type."""
         return False
-
-    def block_read(self, blocked: bool) -> None:
-        """Stop or resume reading (flow control towards a slow consumer)."""
-        if self._block_read == blocked:
-            return
-        self._block_read = blocked
-        self._update_watch()
-        if not blocked and self._in:
-            self.call_soon(self._resume_parse)
-
-    def _resume_parse(self) -> None:
-        if not self.connected:
-            return
-        try:
-            self._parse()
-        except ProtocolError as exc:
-            log.info("%s: closing connection: %s", self.name, exc)
-            self.disconnect()
 
     # -- the pipe ---------------------------------------------------------------------
 
@@ -458,7 +430,7 @@ class ChannelClient:
     def _update_watch(self) -> None:
         if not self.connected:
             return
-        mask = WatchEvent(0) if self._block_read else WatchEvent.READ
+        mask = WatchEvent.READ
         if self._out or (self.pipe and not self.waiting_for_ack()):
             mask |= WatchEvent.WRITE
         self.core.watch_update_mask(self._watch, mask)
