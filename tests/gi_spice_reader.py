@@ -2,6 +2,10 @@
 
 Usage: python3 gi_spice_reader.py PORT [PASSWORD]
 
+With GI_READER_PREFERRED_COMPRESSION=N in the environment the client asks
+for image compression N (SpiceImageCompression) when its display channel
+comes up.
+
 Connects, waits for the display's MARK, then serves commands on stdin:
 ``dump PATH`` writes the client's primary surface (raw, top-down rows of
 ``stride`` bytes) to PATH and answers ``dumped W H STRIDE FORMAT``;
@@ -9,6 +13,7 @@ Connects, waits for the display's MARK, then serves commands on stdin:
 """
 
 import ctypes
+import os
 import sys
 
 import gi
@@ -24,6 +29,9 @@ session = Spice.Session()
 session.set_property("uri", f"spice://127.0.0.1:{port}")
 if password:
     session.set_property("password", password)
+if os.environ.get("GI_READER_PREFERRED_COMPRESSION"):
+    session.set_property("preferred-compression",
+                         int(os.environ["GI_READER_PREFERRED_COMPRESSION"]))
 primary = {}
 state = {"marked": False}
 
