@@ -300,10 +300,6 @@ class ChannelClient:
         self.disconnect()
 
     @property
-    def pipe_size(self) -> int:
-        return len(self.pipe)
-
-    @property
     def blocked(self) -> bool:
         """The socket did not take everything marshalled so far."""
         return self._out_bytes > 0

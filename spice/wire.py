@@ -15,7 +15,6 @@ end raises :class:`ProtocolError`, which closes that connection.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -54,10 +53,6 @@ class Reader:
     def __init__(self, data: Buffer, pos: int = 0) -> None:
         self.data = memoryview(data).cast("B") if not isinstance(data, bytes) else data
         self.pos = pos
-
-    @property
-    def remaining(self) -> int:
-        return len(self.data) - self.pos
 
     def _take(self, st: struct.Struct) -> int:
         pos = self.pos
@@ -215,18 +210,3 @@ def mini_header(msg_type: int, size: int) -> bytes:
 def full_header(serial: int, msg_type: int, size: int, sub_list: int = 0) -> bytes:
     return _FULL_HEADER.pack(serial, msg_type, size, sub_list)
 
-
-def parse_mini_header(data: Buffer) -> tuple[int, int]:
-    return _MINI_HEADER.unpack_from(data, 0)
-
-
-def parse_full_header(data: Buffer) -> tuple[int, int, int, int]:
-    return _FULL_HEADER.unpack_from(data, 0)
-
-
-def pack_rect(block: Block, rect: Sequence[int]) -> None:
-    """SPICE Rect: top, left, bottom, right as int32."""
-    block.fmt(_RECT, *rect)
-
-
-_RECT = struct.Struct("<iiii")
