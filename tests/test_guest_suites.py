@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from vm.testguest import exit_status, junit_xml, parse_tap
+from vm.testguest import exit_status, junit_xml, parse_goldens, parse_tap
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -104,6 +104,8 @@ def test_golden_dump_lines_are_complete_and_checksummed(tmp_path: Path) -> None:
                 data += int(hexpx[i:i + 8], 16).to_bytes(4, "little")
         # the guest's CRC: reflected 0xedb88320, seed 0, no final inversion
         assert zlib.crc32(bytes(data), 0xFFFFFFFF) ^ 0xFFFFFFFF == int(crc, 16), name
+    parsed = parse_goldens(proc.stdout)
+    assert len(parsed) == len(goldens) and all(g.crc_ok() for g in parsed)
 
 
 def test_unknown_suite_is_reported_and_fails() -> None:

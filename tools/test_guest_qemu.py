@@ -2,7 +2,7 @@
 """Run the in-guest driver test suites on QEMU's QXL, the reference device.
 
     tools/test_guest_qemu.py [SUITE ...] [--junit FILE] [--timeout S] [--dump]
-                             [--qemu PATH] [--quiet]
+                             [--golden-dir DIR] [--qemu PATH] [--quiet]
 
 Builds guest/build/tests.elf and boots it with::
 
@@ -15,7 +15,9 @@ links).  QEMU has no VDIPort, so the agent suite reports SKIP.  The TAP
 stream goes to stdout, then a summary; the exit status is the number of
 failures (capped at 125), as for ``spicevm test-guest``, whose TAP parser
 and JUnit writer this uses.  ``--dump`` turns on the golden image lines
-(see guest/tests/README.md).
+(see guest/tests/README.md); ``--golden-dir DIR`` also saves them as .npy
+files: pixels spice-server's canvas produced, for the project's own canvas
+tests.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from vm.testguest import (  # noqa: E402
     exit_status,
     junit_xml,
     kernel_cmdline,
+    parse_goldens,
 )
 
 
@@ -92,12 +95,38 @@ def run_qemu(suites: list[str], *, dump: bool = False, timeout_s: float = DEFAUL
     return parser.run, proc.returncode, time.monotonic() - start, stderr
 
 
+def write_goldens(directory: Path, serial: str) -> int:
+    """The dumped regions as .npy files and an index; returns how many."""
+    import json
+
+    import numpy as np
+
+    directory.mkdir(parents=True, exist_ok=True)
+    index = []
+    for g in parse_goldens(serial):
+        if not g.crc_ok():
+            print(f"test_guest_qemu: golden {g.name} {g.stage}: bad CRC, skipped",
+                  file=sys.stderr)
+            continue
+        name = f"{g.name}-{g.stage}.npy"
+        np.save(directory / name,
+                np.array(g.pixels, np.uint32).reshape(g.height, g.width))
+        index.append({"file": name, "test": g.name, "stage": g.stage, "surface": g.surface,
+                      "x": g.x, "y": g.y, "width": g.width, "height": g.height,
+                      "crc": f"{g.crc:08x}"})
+    (directory / "index.json").write_text(json.dumps(index, indent=1) + "\n")
+    return len(index)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("suites", nargs="*", metavar="SUITE", help="suites to run (default: all)")
     ap.add_argument("--junit", metavar="FILE", help="also write JUnit XML here")
     ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S")
     ap.add_argument("--dump", action="store_true", help="golden image lines for checked regions")
+    ap.add_argument("--golden-dir", metavar="DIR",
+                    help="with --dump: also write each region as DIR/<name>-<stage>.npy "
+                         "(uint32 0xRRGGBB, height x width) plus DIR/index.json")
     ap.add_argument("--qemu", default=os.environ.get("QEMU", "qemu-system-x86_64"),
                     help="the QEMU binary (default: $QEMU or qemu-system-x86_64)")
     ap.add_argument("--quiet", action="store_true", help="print only failures and the summary")
@@ -112,8 +141,17 @@ def main(argv: list[str] | None = None) -> int:
             return
         print(line, flush=True)
 
-    tap, status, elapsed, stderr = run_qemu(args.suites, dump=args.dump, timeout_s=args.timeout,
-                                            qemu=args.qemu, echo=echo)
+    lines: list[str] = []
+
+    def keep(line: str) -> None:
+        lines.append(line)
+        echo(line)
+
+    tap, status, elapsed, stderr = run_qemu(args.suites, dump=args.dump or bool(args.golden_dir),
+                                            timeout_s=args.timeout, qemu=args.qemu, echo=keep)
+    if args.golden_dir:
+        n = write_goldens(Path(args.golden_dir), "\n".join(lines))
+        print(f"test_guest_qemu: {n} golden regions in {args.golden_dir}", file=sys.stderr)
     if args.junit:
         Path(args.junit).write_text(junit_xml(tap, "qemu-guest", elapsed))
     if tap.planned is None and not tap.tests:

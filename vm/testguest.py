@@ -161,6 +161,53 @@ def junit_xml(run: TapRun, name: str, elapsed_s: float = 0.0) -> str:
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
 
+@dataclass
+class Golden:
+    """A pixel region the guest dumped with dump=1 (guest/tests/README.md)."""
+
+    name: str
+    stage: str        # "before" or "after" the draw under test
+    surface: int
+    x: int
+    y: int
+    width: int
+    height: int
+    pixels: list[int]  # row by row, 0xRRGGBB
+    crc: int
+
+    def crc_ok(self) -> bool:
+        import zlib
+
+        raw = b"".join(p.to_bytes(4, "little") for p in self.pixels)
+        return zlib.crc32(raw, 0xFFFFFFFF) ^ 0xFFFFFFFF == self.crc
+
+
+_GOLDEN = re.compile(r"^# golden (\S+) (\S+) surface=(\d+) x=(\d+) y=(\d+) w=(\d+) h=(\d+)$")
+_GOLDEN_ROW = re.compile(r"^# row (\d+) (\d+) ([0-9a-f]+)$")
+_GOLDEN_END = re.compile(r"^# golden-end (\S+) (\S+) crc=([0-9a-f]{8})$")
+
+
+def parse_goldens(text: str) -> list[Golden]:
+    """Every complete golden dump in a serial log (incomplete ones are dropped)."""
+    out: list[Golden] = []
+    cur: Golden | None = None
+    for line in text.splitlines():
+        line = line.rstrip("\r")
+        if m := _GOLDEN.match(line):
+            name, stage, sid, x, y, w, h = m.groups()
+            cur = Golden(name, stage, int(sid), int(x), int(y), int(w), int(h), [], 0)
+        elif cur is not None and (m := _GOLDEN_ROW.match(line)):
+            hexpx = m.group(3)
+            cur.pixels += [int(hexpx[i:i + 8], 16) for i in range(0, len(hexpx), 8)]
+        elif cur is not None and (m := _GOLDEN_END.match(line)):
+            if (m.group(1), m.group(2)) == (cur.name, cur.stage) and \
+                    len(cur.pixels) == cur.width * cur.height:
+                cur.crc = int(m.group(3), 16)
+                out.append(cur)
+            cur = None
+    return out
+
+
 def exit_status(run: TapRun) -> int:
     return min(run.failures, MAX_STATUS)
 
