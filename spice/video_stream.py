@@ -188,6 +188,18 @@ class StreamManager:
     def live(self) -> list[VideoStream]:
         return [s for s in self.streams if s is not None]
 
+    def stats_dict(self) -> dict[str, int]:
+        """Counters, plus the rate control's current choice for every client
+        of every live stream (summed bit rate, lowest quality and frame rate)."""
+        out = self.stats.as_dict()
+        rates = [a.rate for dcc in self.dc.clients for a in dcc.stream_agents.values()
+                 if a.rate is not None and self.streams[a.stream.id] is a.stream]
+        out["live_streams"] = len(self.live())
+        out["stream_bit_rate"] = sum(r.bit_rate for r in rates)
+        out["stream_quality"] = min((r.quality for r in rates), default=0)
+        out["stream_fps"] = min((r.fps for r in rates), default=0)
+        return out
+
     # -- drawables arriving --------------------------------------------------------------
 
     def _can_stream(self, item: DrawableItem) -> bool:

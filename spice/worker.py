@@ -339,9 +339,8 @@ class RedWorker:
                 "display_pipe_items": sum(len(c.pipe) for c in self.display.clients),
                 "lagging_clients": sum(1 for c in self.display.clients if c.lagging),
                 "cursor_clients": len(self.cursor.clients), "rounds": self.rounds,
-                "live_streams": len(self.display.streams.live()),
                 "worker_cpu_ns": self.cpu_ns(),
-                **self.display.current.stats.as_dict(), **self.display.streams.stats.as_dict(),
+                **self.display.current.stats.as_dict(), **self.display.streams.stats_dict(),
                 **self.display.encoder_stats.as_dict()}
 
     def cpu_ns(self) -> int:

@@ -734,11 +734,14 @@ def decode_jpeg(data: bytes) -> np.ndarray:
         raise RuntimeError("djpeg (Debian package libjpeg-turbo-progs) is required")
     ppm = subprocess.run([exe, "-ppm"], input=bytes(data), capture_output=True,
                          check=True).stdout
-    magic, w, h, maxval, rest = ppm.split(maxsplit=4)
+    # the header is four tokens and one whitespace byte; the pixels may start
+    # with bytes that look like whitespace
+    fields = ppm[:64].split(maxsplit=4)
+    magic, w, h, maxval = fields[:4]
     if magic != b"P6" or maxval != b"255":
         raise ProtocolError("djpeg did not produce an 8-bit PPM")
     w, h = int(w), int(h)
-    return np.frombuffer(rest[: w * h * 3], np.uint8).reshape(h, w, 3)
+    return np.frombuffer(ppm[len(ppm) - w * h * 3:], np.uint8).reshape(h, w, 3)
 
 
 # -- cursor decoding --------------------------------------------------------------------------

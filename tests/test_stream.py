@@ -310,3 +310,43 @@ def test_client_reports_raise_and_lower_the_bit_rate():
     # frames arriving late (negative delay): down
     rc.client_report(5, 2, clock.t // 10**6, clock.t // 10**6 + 100, -50, 0xFFFFFFFF)
     assert rc.bit_rate < up
+
+
+def test_a_throttled_client_gets_fewer_frames_at_a_lower_bit_rate():
+    """A client reading 125 kB/s: queued frames are replaced (server drops),
+    the rate control lowers the bit rate after its 3 s warm-up, and frames
+    keep coming at the lower rate."""
+    import socket
+    import threading
+    h = serve()
+    try:
+        s, d = open_client(h)
+        d.ch.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        stop = threading.Event()
+
+        def animate() -> None:
+            i = 0
+            while not stop.is_set():
+                h.qxl.push(copy_cmd(h.qxl.token(), DEST, bitmap32(frame(i % 40))))
+                i += 1
+                time.sleep(0.04)
+        pusher = threading.Thread(target=animate)
+        pusher.start()
+        try:
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 7:
+                t, body = d.ch.recv(5)
+                d.apply(t, body)
+                time.sleep(len(body) / 125_000)
+            st_ = stats(h)
+        finally:
+            stop.set()
+            pusher.join()
+        # it started at 80 % of the 10 Mbit/s default (no network test was run)
+        assert 0 < st_["display0_stream_bit_rate"] < 2_000_000
+        assert st_["display0_stream_frames_dropped_pipe"] > 0
+        assert st_["display0_stream_quality"] < 80
+        assert st_["display0_lagging_clients"] == 0  # frames replace each other instead
+        s.close()
+    finally:
+        h.close()
