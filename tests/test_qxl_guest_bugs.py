@@ -362,3 +362,14 @@ def test_quic_image_declaring_more_than_its_chunks(m):
     stream = np.array([0x43495551, 0, 4, 8, 8], "<u4").tobytes()
     raw = img.tobytes()[:L.IMAGE_QUIC_DATA_OFFSET] + stream
     refused(m, copy_of(m, m.put_bytes(raw.ljust(48, b"\0"))))
+
+
+@pytest.mark.parametrize("ring", ["cmd_ring", "cursor_ring"])
+def test_command_ring_with_a_forged_item_count(m, ring):
+    # num_items is guest memory: a ring claiming 64 slots with the consumer
+    # at 40 would index past the 32 real ones.
+    base = m.ram_header + L.OFF[ring]
+    m.write(base, np.array([64, 41, 42, 40], "<u4").tobytes())  # num, prod, notify, cons
+    pulled = m.pull() if ring == "cmd_ring" else m.pull_cursor()
+    assert pulled == []
+    assert m.dev.guest_bug and m.int_pending & Q.QXL_INTERRUPT_ERROR
