@@ -140,6 +140,16 @@ def test_set_ticket_turns_ticketing_on(open_server):
     s.close()
 
 
+def test_set_ticket_drops_a_client_that_came_in_without_one(open_server):
+    s = Session("127.0.0.1", open_server.port)
+    open_server.call(lambda: open_server.server.set_ticket(PASSWORD))
+    s.main.sock.settimeout(5)
+    with pytest.raises(ConnectionError):
+        while True:
+            s.main.recv()
+    s.close()
+
+
 def test_set_ticket_refuses_a_password_longer_than_the_protocol_allows(locked_server):
     with pytest.raises(ValueError, match="60 bytes"):
         locked_server.call(lambda: locked_server.server.set_ticket("x" * 61))
