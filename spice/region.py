@@ -301,25 +301,34 @@ def is_empty(r: np.ndarray) -> bool:
 
 def extents(r: np.ndarray) -> tuple[int, int, int, int]:
     """(top, left, bottom, right) of the bounding box; all 0 when empty."""
-    if r.shape[0] == 0:
+    n = r.shape[0]
+    if n == 1:
+        t, lf, b, rt = r[0].tolist()
+        return t, lf, b, rt
+    if n == 0:
         return 0, 0, 0, 0
     return int(r[0, 0]), int(r[:, 1].min()), int(r[-1, 2]), int(r[:, 3].max())
 
 
 def area(r: np.ndarray) -> int:
+    if r.shape[0] == 1:
+        t, lf, b, rt = r[0].tolist()
+        return (b - t) * (rt - lf)
     if r.shape[0] == 0:
         return 0
     return int(((r[:, 2] - r[:, 0]).astype(np.int64) * (r[:, 3] - r[:, 1])).sum())
 
 
 def _single(a: np.ndarray, b: np.ndarray) -> tuple[int, int, int, int]:
-    return (max(int(a[0, 0]), int(b[0, 0])), max(int(a[0, 1]), int(b[0, 1])),
-            min(int(a[0, 2]), int(b[0, 2])), min(int(a[0, 3]), int(b[0, 3])))
+    at, al, ab, ar = a[0].tolist()
+    bt, bl, bb, br = b[0].tolist()
+    return max(at, bt), max(al, bl), min(ab, bb), min(ar, br)
 
 
 def _extents_apart(a: np.ndarray, b: np.ndarray) -> bool:
-    return bool(a[-1, 2] <= b[0, 0] or b[-1, 2] <= a[0, 0]
-                or a[:, 3].max() <= b[:, 1].min() or b[:, 3].max() <= a[:, 1].min())
+    at, al, ab, ar = extents(a)
+    bt, bl, bb, br = extents(b)
+    return ab <= bt or bb <= at or ar <= bl or br <= al
 
 
 def intersect(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -337,6 +346,10 @@ def union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return b
     if b.shape[0] == 0:
         return a
+    if a.shape[0] == 1 and _covers_extents(a, b):
+        return a
+    if b.shape[0] == 1 and _covers_extents(b, a):
+        return b
     return region_op(a, b, OP_UNION)
 
 
@@ -353,8 +366,8 @@ def subtract(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _covers_extents(single: np.ndarray, r: np.ndarray) -> bool:
     t, lf, b, rt = extents(r)
-    return bool(single[0, 0] <= t and single[0, 1] <= lf and b <= single[0, 2]
-                and rt <= single[0, 3])
+    st, sl, sb, sr = single[0].tolist()
+    return st <= t and sl <= lf and b <= sb and rt <= sr
 
 
 def intersects(a: np.ndarray, b: np.ndarray) -> bool:
@@ -381,7 +394,11 @@ def contains(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def equal(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.shape == b.shape and bool((a == b).all())
+    if a.shape != b.shape:
+        return False
+    if a.shape[0] == 1:
+        return a[0].tolist() == b[0].tolist()
+    return bool((a == b).all())
 
 
 def translate(r: np.ndarray, dx: int, dy: int) -> np.ndarray:

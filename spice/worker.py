@@ -21,6 +21,8 @@ dispatcher message; synchronous ones wait for the worker.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import threading
 import time
@@ -91,6 +93,7 @@ class RedWorker:
     def _run(self) -> None:
         self.dispatcher.worker_thread = threading.get_ident()
         self._clock_id = time.pthread_getcpuclockid(threading.get_ident())
+        _name_os_thread(f"spice-worker-{self.index}")
         timeout: float | None = None
         while not self._stop:
             self.loop.run_once(timeout)
@@ -387,6 +390,16 @@ class RedWorker:
             self.display.close()
         finally:
             self.loop.close()
+
+
+def _name_os_thread(name: str) -> None:
+    """Name the calling thread for the OS (top -H, /proc/PID/task/*/comm), as
+    spice-server names its "SPICE Worker"; best effort, Linux only."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
 
 
 class RedQXL:

@@ -14,6 +14,7 @@ with libjpeg.
 
 from __future__ import annotations
 
+import functools
 import struct
 from typing import NamedTuple
 
@@ -111,17 +112,32 @@ def jpeg_encode(
     height, width = rgb.shape[:2]
     if not (0 < width <= _MAX_SIDE and 0 < height <= _MAX_SIDE):
         raise ValueError(f"JPEG cannot hold a {width}x{height} image")
-    q_luma = scaled_quant(LUMINANCE_QUANT, quality)
-    q_chroma = scaled_quant(CHROMINANCE_QUANT, quality)
+    div_luma, div_chroma = _divisors(quality, fast_dct)
     rgb = np.ascontiguousarray(rgb).view()
     rgb.flags.writeable = False  # one compiled kernel for every caller
     luma, chroma = _k.color_planes(rgb, width, height)
     scan = _k.jpeg_scan_kernel(
-        luma, chroma, width, height, divisors(q_luma, fast_dct), divisors(q_chroma, fast_dct),
-        fast_dct, _HUFF, ZIGZAG,
+        luma, chroma, width, height, div_luma, div_chroma, fast_dct, _HUFF, ZIGZAG,
     )  # fmt: skip
-    head = _headers(width, height, q_luma, q_chroma, huffman_tables)
+    head = _cached_headers(width, height, quality, huffman_tables)
     return head + scan.tobytes() + b"\xff\xd9"
+
+
+# A video stream encodes every frame with one of a few qualities and one
+# size: the tables and headers are computed once for each.
+@functools.lru_cache(maxsize=64)
+def _divisors(quality: int, fast_dct: bool) -> tuple[np.ndarray, np.ndarray]:
+    out = (divisors(scaled_quant(LUMINANCE_QUANT, quality), fast_dct),
+           divisors(scaled_quant(CHROMINANCE_QUANT, quality), fast_dct))
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_headers(width: int, height: int, quality: int, huffman_tables: bool) -> bytes:
+    return _headers(width, height, scaled_quant(LUMINANCE_QUANT, quality),
+                    scaled_quant(CHROMINANCE_QUANT, quality), huffman_tables)
 
 
 _BPP = {
