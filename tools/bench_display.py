@@ -48,7 +48,7 @@ sys.path.insert(0, str(TOP / "tests"))
 
 from spice_client import Session  # noqa: E402
 
-from spice.protocol import DisplayCap, MsgDisplay  # noqa: E402
+from spice.protocol import DisplayCap, Msg, MsgDisplay  # noqa: E402
 
 # what spice-gtk 0.42 announces on its display channel (no GL, no other codecs)
 GTK_CAPS = (DisplayCap.SIZED_STREAM, DisplayCap.MONITORS_CONFIG, DisplayCap.COMPOSITE,
@@ -255,7 +255,16 @@ def measure(m: Machine, port: int, warmup: float, seconds: float,
     return Result(m.name, t_end - t_start, guest_fps, copy_frames + stream_frames,
                   stream_frames, copy_frames, end.bytes_all - start.bytes_all,
                   end.bytes_video - start.bytes_video, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1],
-                  {MsgDisplay(k).name: v for k, v in (end.types - start.types).items()})
+                  {_msg_name(k): v for k, v in (end.types - start.types).items()})
+
+
+def _msg_name(t: int) -> str:
+    for enum in (MsgDisplay, Msg):
+        try:
+            return enum(t).name
+        except ValueError:
+            pass
+    return str(t)
 
 
 # -- the report ------------------------------------------------------------------------
