@@ -16,7 +16,12 @@ Where things are, in the order a connection meets them:
 - :mod:`spice.display_channel`, :mod:`spice.display_client`,
   :mod:`spice.display_marshal`, :mod:`spice.display_tree`,
   :mod:`spice.surfaces`, :mod:`spice.image_cache` -- the display pipeline;
-  :mod:`spice.cursor_channel` -- the cursor;
+  :mod:`spice.current_tree` (pending drawables, occlusion culling) on
+  :mod:`spice.region` (region algebra); :mod:`spice.image_encoders` (which
+  codec an image goes out with) and :mod:`spice.display_lossy` (lossy
+  areas while JPEG is on); :mod:`spice.video_stream` and
+  :mod:`spice.mjpeg_rate` (video streams); :mod:`spice.cursor_channel` --
+  the cursor;
 - :mod:`spice.canvas` (software rendering) and :mod:`spice.codecs` (image
   compression);
 - :mod:`spice.eventloop` -- a selector loop implementing ``CoreInterface``
