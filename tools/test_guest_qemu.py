@@ -28,6 +28,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -77,22 +78,35 @@ def run_qemu(suites: list[str], *, dump: bool = False, timeout_s: float = DEFAUL
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, errors="replace", cwd=ROOT)
-    assert proc.stdout is not None
-    try:
-        deadline = start + timeout_s
+
+    def read() -> None:
+        assert proc.stdout is not None
         for line in proc.stdout:
             parser.feed_line(line)
             if echo is not None:
                 echo(line.rstrip("\n"))
-            if time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(cmd, timeout_s)
-        proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+
+    errors: list[str] = []
+
+    def read_err() -> None:
+        assert proc.stderr is not None
+        errors.extend(proc.stderr)
+
+    # reader threads: a guest that hangs without printing still times out,
+    # and a chatty stderr never fills its pipe
+    reader = threading.Thread(target=read, daemon=True)
+    err_reader = threading.Thread(target=read_err, daemon=True)
+    reader.start()
+    err_reader.start()
+    try:
+        proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
         parser.run.bail = f"QEMU timed out after {timeout_s:.0f} s"
-    stderr = proc.stderr.read() if proc.stderr else ""
-    return parser.run, proc.returncode, time.monotonic() - start, stderr
+    reader.join(5)
+    err_reader.join(5)
+    return parser.run, proc.returncode, time.monotonic() - start, "".join(errors)
 
 
 def write_goldens(directory: Path, serial: str) -> int:

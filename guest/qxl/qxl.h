@@ -60,7 +60,6 @@ struct qxl_stats {
     uint32_t ring_full_waits;       /* times a push found its ring full */
     uint32_t cursor_full_waits;
     uint32_t oom_notifies;          /* QXL_IO_NOTIFY_OOM written */
-    uint32_t flush_release;         /* QXL_IO_FLUSH_RELEASE written */
     uint32_t release_batches;       /* release ring entries consumed */
     uint32_t released;              /* objects released by the device */
     uint32_t bad_release_ids;       /* ids that were no live command */
@@ -104,6 +103,7 @@ struct qxl_device {
     void (*on_client_monitors)(struct qxl_device *q, const struct qxl_client_heads *h);
 
     uint64_t image_unique;
+    uint32_t release_seq;
     uint32_t next_monitors_id;
     const struct qxl_rect *clip;       /* clip for the next draws (NULL: none) */
     uint32_t nclip;
@@ -160,13 +160,14 @@ void *qxl_virt(const struct qxl_device *q, qxl_phys_t addr);
 /* ---- allocation (qxl_ring.c) ---- */
 
 /* An object in the BAR0 page area / VRAM; when there is no room the
- * release ring is drained, then FLUSH_RELEASE and NOTIFY_OOM are written and
- * the driver sleeps until the device returns resources. */
+ * release ring is drained, then NOTIFY_OOM is written and the driver sleeps
+ * until the device returns resources (qxl_flush_releases). */
 void *qxl_alloc(struct qxl_device *q, size_t size, enum qxl_obj_kind kind);
 void *qxl_alloc_vram(struct qxl_device *q, size_t size, enum qxl_obj_kind kind);
 /* Consume the release ring; returns the number of objects released. */
 uint32_t qxl_reclaim(struct qxl_device *q);
-/* Push the device's partial release batch (FLUSH_RELEASE) and reclaim. */
+/* Get the device to give back what it holds (NOTIFY_OOM, waiting for the
+ * release ring push) and reclaim; returns the objects released. */
 uint32_t qxl_flush_releases(struct qxl_device *q);
 /* Live objects in both arenas. */
 uint32_t qxl_live_objects(const struct qxl_device *q);
@@ -182,8 +183,10 @@ int qxl_push_command_at(struct qxl_device *q, enum qxl_cmd_type type, void *cmd_
                         qxl_phys_t addr);
 /* The same on the cursor ring. */
 int qxl_push_cursor_command(struct qxl_device *q, void *cmd_obj);
-/* A release id for a command object. */
-static inline uint64_t qxl_release_id(const void *obj) { return (uint32_t)(uintptr_t)obj; }
+/* Release ids: the command's address in the low half, a sequence number
+ * (kept in the object's header) in the high half, so an id the device
+ * returns twice, or late, never frees a newer object at the same place. */
+uint64_t qxl_release_id(struct qxl_device *q, void *obj);
 
 /* ---- surfaces (qxl_surface.c) ---- */
 

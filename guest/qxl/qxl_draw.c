@@ -269,5 +269,7 @@ int qxl_whiteness(struct qxl_device *q, uint32_t sid, const struct qxl_rect *r)
 
 int qxl_invers(struct qxl_device *q, uint32_t sid, const struct qxl_rect *r)
 {
-    return mask_only(q, sid, r, QXL_DRAW_INVERS, QXL_EFFECT_BLEND);
+    /* inverting the same box twice is a no-op: the server may drop both
+     * (a blinking caret then leaves nothing behind in its tree) */
+    return mask_only(q, sid, r, QXL_DRAW_INVERS, QXL_EFFECT_REVERT_ON_DUP);
 }

@@ -14,6 +14,7 @@ struct obj_hdr {
     uint16_t refs;
     uint8_t kind;
     uint8_t ndeps;
+    uint32_t tag;
     uint32_t deps[QXL_OBJ_MAX_DEPS];
 };
 _Static_assert(sizeof(struct obj_hdr) == HDR_SIZE, "object header size");
@@ -156,6 +157,17 @@ bool qxl_obj_attach(void *owner, void *dep)
     h->deps[h->ndeps++] = (uint32_t)(uintptr_t)dep;
     hdr_of(dep)->refs++;
     return true;
+}
+
+void qxl_obj_set_tag(void *p, uint32_t tag)
+{
+    if (qxl_obj_valid(p))
+        hdr_of(p)->tag = tag;
+}
+
+uint32_t qxl_obj_tag(const void *p)
+{
+    return qxl_obj_valid(p) ? hdr_of(p)->tag : 0;
 }
 
 enum qxl_obj_kind qxl_obj_kind(const void *p)

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QXL_OBJ_MAX_DEPS 4
+#define QXL_OBJ_MAX_DEPS 3
 #define QXL_OBJ_ALIGN 32
 
 enum qxl_obj_kind {
@@ -62,6 +62,10 @@ void qxl_obj_ref(void *p);
 /* Make `dep` live at least as long as `owner` (owner takes a reference).
  * Returns false when owner already has QXL_OBJ_MAX_DEPS dependents. */
 bool qxl_obj_attach(void *owner, void *dep);
+/* A tag the owner may keep in the header (the driver stores the sequence
+ * number of the release id it handed to the device). */
+void qxl_obj_set_tag(void *p, uint32_t tag);
+uint32_t qxl_obj_tag(const void *p);
 /* True if p is the payload of a live object (of any arena). */
 bool qxl_obj_valid(const void *p);
 enum qxl_obj_kind qxl_obj_kind(const void *p);

@@ -10,12 +10,16 @@
 
 /* ----------------------------------------------------------- release ring */
 
+static bool release_ring_arm(struct qxl_device *q);
+static bool release_ring_nonempty(void *ctx);
+
 static void release_chain(struct qxl_device *q, uint64_t id)
 {
     uint32_t guard = 0;
     while (id) {
         void *obj = (void *)(uintptr_t)(uint32_t)id;
-        if ((id >> 32) || !qxl_obj_valid(obj) || ++guard > 100000) {
+        if (!qxl_obj_valid(obj) || qxl_obj_tag(obj) != (uint32_t)(id >> 32) ||
+            ++guard > 100000) {
             q->stats.bad_release_ids++;
             printf("qxl: release ring gave id 0x%llx, not a live command\n",
                    (unsigned long long)id);
@@ -43,11 +47,21 @@ uint32_t qxl_reclaim(struct qxl_device *q)
     return q->stats.released - before;
 }
 
+/* Ask the device for everything it is holding back.  NOTIFY_OOM, not
+ * FLUSH_RELEASE: QEMU runs FLUSH_RELEASE's push on the vCPU thread while its
+ * display worker may be adding to the same batch (interface_release_resource
+ * takes no lock), which can lose a release or leave a stale id in a ring
+ * slot; NOTIFY_OOM makes the worker itself flush. */
 uint32_t qxl_flush_releases(struct qxl_device *q)
 {
     uint32_t n = qxl_reclaim(q);
-    qxl_io(q, QXL_IO_FLUSH_RELEASE, 0);
-    q->stats.flush_release++;
+    if (q->guest_bug)
+        return n;
+    if (!release_ring_arm(q)) {
+        qxl_io(q, QXL_IO_NOTIFY_OOM, 0);
+        q->stats.oom_notifies++;
+        qxl_wait(release_ring_nonempty, q, OOM_WAIT_MS);
+    }
     return n + qxl_reclaim(q);
 }
 
@@ -73,22 +87,10 @@ static bool release_ring_nonempty(void *ctx)
 }
 
 /* One round of "give me memory back": everything on the release ring, then
- * the device's partial batch, then NOTIFY_OOM and sleep for the DISPLAY
- * interrupt of the release ring push. */
+ * NOTIFY_OOM and sleep for the DISPLAY interrupt of the release ring push. */
 static bool oom_round(struct qxl_device *q)
 {
-    if (qxl_reclaim(q))
-        return true;
-    if (q->guest_bug)
-        return false;
-    if (qxl_flush_releases(q))
-        return true;
-    if (!release_ring_arm(q)) {
-        qxl_io(q, QXL_IO_NOTIFY_OOM, 0);
-        q->stats.oom_notifies++;
-        qxl_wait(release_ring_nonempty, q, OOM_WAIT_MS);
-    }
-    return qxl_reclaim(q) != 0;
+    return qxl_flush_releases(q) != 0;
 }
 
 static void *alloc_in(struct qxl_device *q, struct qxl_arena *a, size_t size,
@@ -119,6 +121,15 @@ void *qxl_alloc_vram(struct qxl_device *q, size_t size, enum qxl_obj_kind kind)
 
 /* ------------------------------------------------------------ command rings */
 
+uint64_t qxl_release_id(struct qxl_device *q, void *obj)
+{
+    uint32_t seq = ++q->release_seq;
+    if (!seq)
+        seq = ++q->release_seq; /* 0 is never a tag: a stale id can not match */
+    qxl_obj_set_tag(obj, seq);
+    return ((uint64_t)seq << 32) | (uint32_t)(uintptr_t)obj;
+}
+
 struct ring_wait {
     struct qxl_device *q;
     volatile struct qxl_cmd_ring *ring;
@@ -140,7 +151,7 @@ static int ring_push(struct qxl_device *q, volatile struct qxl_cmd_ring *ring,
         addr = qxl_phys(q, obj);
     if (!addr)
         return QXL_EINVAL;
-    ((struct qxl_release_info *)obj)->id = qxl_release_id(obj);
+    ((struct qxl_release_info *)obj)->id = qxl_release_id(q, obj);
     while (ring->h.prod - ring->h.cons >= QXL_CMD_RING_SLOTS) {
         if (q->guest_bug)
             return QXL_EGUESTBUG;

@@ -100,7 +100,7 @@ static void run_bugs(void)
         d->u.fill.rop_descriptor = QXL_ROPD_OP_PUT;
         /* bypass the driver's own guest-bug check to see the device's */
         volatile struct qxl_cmd_ring *ring = (volatile struct qxl_cmd_ring *)&qxl.ram->cmd_ring;
-        d->release_info.id = qxl_release_id(d);
+        d->release_info.id = qxl_release_id(&qxl, d);
         ring->items[ring->h.prod % QXL_CMD_RING_SLOTS].data = qxl_phys(&qxl, d);
         ring->items[ring->h.prod % QXL_CMD_RING_SLOTS].type = QXL_CMD_DRAW;
         ring->h.prod++;

@@ -110,7 +110,9 @@ static void run_irq(void)
     t_ok(latched && delivered,
          "irq: with IO_CMD masked the event waits in int_pending; unmasking delivers it");
 
-    /* DISPLAY from the release ring: arm notify_on_prod, flush */
+    /* DISPLAY from the release ring: arm notify_on_prod, FLUSH_RELEASE (at a
+     * quiet moment: after UPDATE_AREA the display worker is idle, so the
+     * push cannot race with its releases) */
     for (int i = 0; i < 8; i++)
         qxl_fill(&qxl, 0, &r, 0x111111u * (uint32_t)i, QXL_ROPD_OP_PUT);
     t_wait_idle(1000);
