@@ -204,8 +204,8 @@ static void on_agent_mouse(struct agent *a)
     move_cursor((int32_t)a->mouse_x, (int32_t)a->mouse_y);
     /* agent buttons: bit 1 left, 2 middle, 3 right */
     uint8_t b = (uint8_t)(((a->mouse_buttons & VD_AGENT_LBUTTON) ? 1 : 0) |
-                  ((a->mouse_buttons & VD_AGENT_RBUTTON) ? 2 : 0) |
-                  ((a->mouse_buttons & VD_AGENT_MBUTTON) ? 4 : 0));
+                          ((a->mouse_buttons & VD_AGENT_RBUTTON) ? 2 : 0) |
+                          ((a->mouse_buttons & VD_AGENT_MBUTTON) ? 4 : 0));
     set_buttons(b);
 }
 
@@ -299,8 +299,10 @@ int main(void)
         if (ss != last_sec) {
             last_sec = ss;
             desktop_clock(hh, mm, ss);
-            if (ss % 15 == 0)
-                log_line("tick %02u:%02u:%02u, %u frames", hh, mm, ss, scene_frames());
+            /* a line every few seconds keeps the log scrolling (COPY_BITS) */
+            if (ss % 3 == 0)
+                log_line("%02u:%02u:%02u  %u frames, %u objects in device memory", hh, mm, ss,
+                         scene_frames(), qxl_live_objects(&qxl));
         }
         if (now >= next_caret) {
             caret = !caret;
