@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import random
-import struct
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -46,16 +45,15 @@ import numpy as np
 
 from spice import qxl, region
 from spice.channel import PipeItem
-from spice.codecs import mjpeg_encode_frame
 from spice.codecs.graduality import (
     BITMAP_GRADUAL_INVALID,
     BITMAP_GRADUAL_LOW,
     BITMAP_GRADUAL_NOT_AVAIL,
 )
-from spice.display_marshal import put_rect
 from spice.image_encoders import GRADUAL_FORMATS, graduality_of, has_extra_stride
 from spice.mjpeg_rate import MjpegRateControl
 from spice.protocol import DisplayCap, MsgDisplay, StreamVideo
+from spice.video_stream_wire import StreamItem, marshal_frame, marshal_item
 from spice.wire import ProtocolError, Writer
 
 if TYPE_CHECKING:
@@ -76,15 +74,10 @@ FRAMES_RESET_CONDITION = 100
 MIN_SIZE = 96 * 96
 INPUT_FPS_TIMEOUT = 5 * NS
 CHANNEL_CAPACITY = 0.8
-CLIENT_REPORT_WINDOW = 5
-CLIENT_REPORT_TIMEOUT_MS = 1000
 HIGH_START_BIT_RATE = 10 * 1024 * 1024
 LOW_START_BIT_RATE = int(2.5 * 1024 * 1024)
 MAX_FPS = 30
 TRACE_ITEMS = 8
-CODEC_MJPEG = 1
-STREAM_FLAGS_TOP_DOWN = 1
-_U32 = struct.Struct("<I")
 
 
 class VideoStream:
@@ -142,18 +135,6 @@ class _Trace:
     width: int
     height: int
     dest: qxl.Rect
-
-
-class StreamItem(PipeItem):
-    """STREAM_CREATE, STREAM_CLIP, STREAM_DESTROY or STREAM_ACTIVATE_REPORT."""
-
-    __slots__ = ("msg_type", "agent", "rects")
-
-    def __init__(self, msg_type: int, agent: StreamAgent,
-                 rects: np.ndarray | None = None) -> None:
-        self.msg_type = msg_type
-        self.agent = agent
-        self.rects = rects
 
 
 class StreamStats:
@@ -515,101 +496,14 @@ class StreamManager:
 
     def marshal_item(self, dcc: DisplayChannelClient,
                      item: PipeItem) -> tuple[int | None, Writer | bytes | None] | None:
-        if not isinstance(item, StreamItem):
-            return None
-        agent = item.agent
-        stream = agent.stream
-        t = item.msg_type
-        if t == MsgDisplay.STREAM_CREATE:
-            if agent.rate is None:
-                return None, None  # nothing to stream with
-            w = Writer()
-            root = w.root
-            root.u32(0)
-            root.u32(stream.id)
-            root.u8(STREAM_FLAGS_TOP_DOWN if stream.top_down else 0)
-            root.u8(CODEC_MJPEG)
-            root.u64(0)
-            for v in (stream.width, stream.height, stream.width, stream.height):
-                root.u32(v)
-            put_rect(root, stream.dest)
-            cur = stream.current
-            if cur is not None and cur.drawable.clip is None:
-                root.u8(qxl.SPICE_CLIP_TYPE_NONE)
-            else:
-                rects = cur.drawable.clip if cur is not None else np.zeros((0, 4), np.int32)
-                _put_clip_rects(root, rects)
-            return t, w
-        if t == MsgDisplay.STREAM_CLIP:
-            w = Writer()
-            w.root.u32(stream.id)
-            _put_clip_rects(w.root, item.rects)
-            return t, w
-        if t == MsgDisplay.STREAM_DESTROY:
-            if dcc.stream_agents.get(stream.id) is agent:
-                del dcc.stream_agents[stream.id]
-            agent.rate = None
-            return t, _U32.pack(stream.id)
-        if t == MsgDisplay.STREAM_ACTIVATE_REPORT:
-            return t, struct.pack("<IIII", stream.id, agent.report_id, CLIENT_REPORT_WINDOW,
-                                  CLIENT_REPORT_TIMEOUT_MS)
-        return None
+        """The message of a stream pipe item (None: not a stream item)."""
+        return marshal_item(dcc, item)
 
     def marshal_frame(self, dcc: DisplayChannelClient,
                       item: DrawableItem) -> tuple[int | None, Writer | None] | None:
         """STREAM_DATA for a frame, (None, None) for a frame the rate control
         drops, None to send the drawable as an ordinary draw."""
-        stream = item.stream
-        agent = dcc.stream_agents.get(stream.id) if stream is not None else None
-        if agent is None or agent.stream is not stream or agent.rate is None:
-            return None
-        u = item.drawable.u
-        bm = u.src_bitmap
-        if not isinstance(bm, qxl.BitmapImage):
-            return None
-        sa = u.src_area
-        sized = (sa.width != stream.width or sa.height != stream.height
-                 or item.drawable.bbox != stream.dest)
-        if sized and not dcc.test_cap(DisplayCap.SIZED_STREAM):
-            return None
-        quality = agent.rate.start_frame(item.mm_time)
-        if quality is None:
-            agent.drops_fps += 1
-            self.stats.drops_fps += 1
-            return None, None
-        try:
-            data = mjpeg_encode_frame(bm.data, bm.x, bm.y, bm.stride, bm.format, tuple(sa),
-                                      bm.top_down, quality, agent.first_frame)
-        except ValueError as exc:
-            log.debug("stream %d: frame not encodable (%s)", stream.id, exc)
-            return None
-        agent.first_frame = False
-        agent.rate.end_frame(len(data))
-        agent.frames_sent += 1
-        agent.bytes_sent += len(data)
-        self.stats.frames_sent += 1
-        self.stats.bytes_sent += len(data)
-        w = Writer()
-        root = w.root
-        root.u32(stream.id)
-        root.u32(item.mm_time & 0xFFFFFFFF)
-        if not sized:
-            root.u32(len(data))
-            root.raw(data)
-            return MsgDisplay.STREAM_DATA, w
-        root.u32(sa.width)
-        root.u32(sa.height)
-        put_rect(root, item.drawable.bbox)
-        root.u32(len(data))
-        root.raw(data)
-        return MsgDisplay.STREAM_DATA_SIZED, w
-
-
-def _put_clip_rects(block, rects) -> None:
-    block.u8(qxl.SPICE_CLIP_TYPE_RECTS)
-    block.u32(len(rects))
-    for r in rects:
-        put_rect(block, (int(r[0]), int(r[1]), int(r[2]), int(r[3])))
+        return marshal_frame(self.stats, dcc, item)
 
 
 def _roundtrip_ms(dcc: DisplayChannelClient) -> int:
