@@ -206,10 +206,16 @@ class AgentPeer:
             self._stream += body
             self._parse_stream()
         elif msg_type == MsgMain.MOUSE_MODE:
-            _supported, current = struct.unpack_from("<HH", body)
+            supported, current = struct.unpack_from("<HH", body)
             self._mouse_client = current == MouseMode.CLIENT
             if self._mouse_client:
                 self._open_inputs()
+            elif self._script_done and supported & MouseMode.CLIENT:
+                # the server fell back to server mode (the guest recreated its
+                # primary): ask again, as spice-gtk does
+                assert self._main is not None
+                self._main.send(MsgCMain.MOUSE_MODE_REQUEST,
+                                struct.pack("<H", MouseMode.CLIENT))
 
     def _agent_start(self) -> None:
         assert self._main is not None
