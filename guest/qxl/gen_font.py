@@ -66,7 +66,7 @@ def generate(out_dir: Path) -> Path:
             lines.append("    " + ", ".join(f"0x{b:02x}" for b in bits[i:i + 16]) + ",")
         lines.append("};")
         lines.append(f"static const struct qxl_glyph qxl_font_{name}_glyphs[{len(glyphs)}] = {{")
-        for (w, h, left, top, adv, off), code in zip(glyphs, range(FIRST, LAST + 1)):
+        for (w, h, left, top, adv, off), code in zip(glyphs, range(FIRST, LAST + 1), strict=True):
             lines.append(f"    {{{w}, {h}, {left}, {top}, {adv}, {off}}}, /* {code} */")
         lines.append("};")
         lines.append(
