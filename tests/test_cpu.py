@@ -39,6 +39,19 @@ def test_reset_vector_runs_from_top_of_rom_with_real_mode_state() -> None:
     assert values[2] & 0xFFFF == 0x0663
 
 
+def test_cpuid_signature_is_the_reset_edx() -> None:
+    # A real CPU leaves its CPUID family/model/stepping in EDX at reset.
+    values, _ = run("""
+    mov %edx, %ebp
+    mov $1, %eax
+    cpuid
+    out %eax, $0xE0
+    mov %ebp, %eax
+    out %eax, $0xE0
+    """ + EXIT)
+    assert values[0] == values[1]
+
+
 def test_protected_mode_switch_and_code_above_1mb() -> None:
     values, _ = run("""
     mov %cs, %eax
@@ -273,6 +286,33 @@ handler6:
     """)
     assert len(values) == 2
     assert values[1] == values[0] + 2
+
+
+def test_software_int_6_returns_after_the_int_with_no_error_code() -> None:
+    # `int $6` raises the same vector as an invalid opcode; Unicorn routes
+    # both through its invalid-instruction hook, but this one is software.
+    values, _ = run("""
+    mov $6, %eax
+    mov $handler6, %ebx
+    mov $0x8E, %ecx
+    mov $0x08, %edx
+    call set_gate
+    mov %esp, %esi
+    int $6
+after:
+    mov $after, %eax
+    out %eax, $0xE0
+    """ + EXIT + """
+handler6:
+    mov %esi, %eax
+    sub %esp, %eax
+    out %eax, $0xE0           # frame size: 12, no error code
+    mov (%esp), %eax
+    out %eax, $0xE0           # return EIP
+    iret
+    """)
+    assert values[0] == 12
+    assert values[1] == values[2]  # the handler returns to the instruction after `int $6`
 
 
 def test_missing_gate_raises_np_with_idt_error_code() -> None:

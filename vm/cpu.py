@@ -58,8 +58,14 @@ Unicorn facts (2.1) established for this module
 * EIP read inside an IN/OUT hook is the start of the translation block, not
   the I/O instruction.
 * On UC_ERR_*_UNMAPPED errors EIP may also be the start of the block.
-* ``#UD`` first goes to ``UC_HOOK_INSN_INVALID``; returning True there
-  passes it on to ``UC_HOOK_INTR`` as vector 6.
+* Every vector-6 event (``ud2`` and ``int $6``) first goes to
+  ``UC_HOOK_INSN_INVALID``.  Returning True there passes it on to
+  ``UC_HOOK_INTR`` in 2.1.1, but in 2.1.4 drops it and resumes at the
+  faulting instruction, forever; which one this engine does is probed
+  once, and in the second case the invalid-opcode hook delivers vector 6
+  itself.
+* The default CPU model is qemu64 in 2.1.1 and Haswell in 2.1.4 (other
+  CPUID, CR4 bits at creation): the model is set explicitly.
 * ``hlt`` ends ``emu_start`` normally with EIP after the ``hlt``; the
   next ``emu_start`` clears Unicorn's halted state itself.
 * An IN/OUT hook round trip costs about 0.15 us with a bare ctypes
@@ -105,7 +111,13 @@ from vm.interrupts import (
     exception_name,
 )
 from vm.memory import GuestMemory
-from vm.x86state import CpuState, FastRegs, format_registers, layout
+from vm.x86state import (
+    CpuState,
+    FastRegs,
+    format_registers,
+    invalid_opcode_reaches_intr_hook,
+    layout,
+)
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +171,11 @@ class CPU:
     def __init__(self, ioports: IOPortSpace, *, no_reboot: bool = False,
                  poll_interval: float = 0.0005) -> None:
         self._layout = layout()  # fails early, with a message, on an unknown Unicorn
+        self._ud_reaches_intr = invalid_opcode_reaches_intr_hook()
         self.uc = Uc(UC_ARCH_X86, UC_MODE_32)
+        # Before anything initialises the engine: its default model differs
+        # between releases, and RESET_EDX is this model's signature.
+        self.uc.ctl_set_cpu_model(X.UC_CPU_X86_QEMU64)
         self.uc.ctl_exits_enabled(True)
         self.ioports = ioports
         self.memory = GuestMemory(self.uc, self.run_on_vcpu)
@@ -192,7 +208,7 @@ class CPU:
         self.uc.hook_add(UC_HOOK_INSN, self._on_in, None, 1, 0, X.UC_X86_INS_IN)
         self.uc.hook_add(UC_HOOK_INSN, self._on_out, None, 1, 0, X.UC_X86_INS_OUT)
         self.uc.hook_add(UC_HOOK_INTR, self._on_intr)
-        self.uc.hook_add(UC_HOOK_INSN_INVALID, lambda uc, ud: True)
+        self.uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
 
     # ================================================================ control
     def start(self) -> None:
@@ -455,6 +471,18 @@ class CPU:
             self._io_errors_logged.add(port)
             log.exception("device failed on %s port %#x (further failures on it not logged)",
                           what, port)
+
+    def _on_invalid(self, uc: Uc, _ud: object) -> bool:
+        """Every vector-6 event (``ud2``, ``int $6``) comes here first.
+        Where the engine passes it on to the interrupt hook, that delivers;
+        elsewhere it is delivered here (see
+        :func:`vm.x86state.invalid_opcode_reaches_intr_hook`)."""
+        if not self._ud_reaches_intr:
+            st = self._state.refresh()
+            if st.exception_is_int:  # `int $6` returns after itself
+                self._regs.write(X.UC_X86_REG_EIP, st.exception_next_eip)
+            self._on_intr(uc, 6, None)
+        return True
 
     def _on_intr(self, uc: Uc, vector: int, _ud: object) -> None:
         if self._stop is not None:

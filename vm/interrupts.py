@@ -30,8 +30,9 @@ Unicorn facts used here:
   so entering ring 0 from ring 3 goes through real mode for a moment
   (clear CR0.PE, load SS, restore CR0) to drop CPL before SS and CS are
   loaded from their descriptors.
-* Writing CR2 with ``reg_write`` also overwrites CR3 (Unicorn 2.1 routes
-  CR1-CR3 through ``cpu_x86_update_cr3``); CR3 is written back afterwards.
+* Writing CR2 with ``reg_write`` also overwrites CR3 in Unicorn 2.1.1
+  (it routes CR1-CR3 through ``cpu_x86_update_cr3``; 2.1.4 no longer
+  does); CR3 is written back afterwards.
 * Writing EIP from the hook makes Unicorn leave the current block and
   continue at the new EIP.
 """

@@ -36,7 +36,15 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
-from unicorn import UC_ARCH_X86, UC_HOOK_INTR, UC_MODE_32, UC_PROT_ALL, Uc, UcError
+from unicorn import (
+    UC_ARCH_X86,
+    UC_HOOK_INSN_INVALID,
+    UC_HOOK_INTR,
+    UC_MODE_32,
+    UC_PROT_ALL,
+    Uc,
+    UcError,
+)
 from unicorn import x86_const as X
 from unicorn.unicorn_py3.unicorn import uclib
 
@@ -60,6 +68,7 @@ class EnvLayout:
     segs: int
     error_code: int
     exception_is_int: int
+    exception_next_eip: int
     old_exception: int
     size: int  # bytes to read (header + CPUX86State part)
 
@@ -136,6 +145,11 @@ class CpuState:
     @property
     def exception_is_int(self) -> bool:
         return self._i32(self._layout.exception_is_int) != 0
+
+    @property
+    def exception_next_eip(self) -> int:
+        """Where ``int n`` returns to (the instruction after it)."""
+        return struct.unpack_from("<Q", self._raw, self._layout.exception_next_eip)[0] & 0xFFFFFFFF
 
     def gpr(self, index: int) -> int:
         """EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI by their encoding (0-7)."""
@@ -257,7 +271,7 @@ def _probe() -> EnvLayout:
     uc.reg_write(X.UC_X86_REG_ESP, 0xF00)
     uc.reg_write(X.UC_X86_REG_IDTR, (0, 0x2800, 0x7FF, 0))
     uc.reg_write(X.UC_X86_REG_TR, (0x28, 0x3000, 0x67, 0x8B00))
-    size = 24 + uc.context_save().size  # the uc_context header, then CPUX86State
+    size = uc.context_save().size  # the uc_context header, then CPUX86State up to retaddr
     seen: list[tuple[int, int, bytes, ctypes.c_void_p]] = []
     found: dict[str, int] = {}
 
@@ -287,9 +301,10 @@ def _probe() -> EnvLayout:
     assert eip2 == _GP2_EIP and eip3 == _PROBE_BASE + 32
     err = found["error_code"]
     assert struct.unpack_from("<i", gp2, err)[0] == 0x2340, "error code of second #GP"
-    is_int = err + 4
+    is_int, next_eip = err + 4, err + 8
     assert struct.unpack_from("<ii", gp1, is_int)[0] == 0 and \
         struct.unpack_from("<i", soft, is_int)[0] == 1, "exception_is_int"
+    assert struct.unpack_from("<Q", soft, next_eip)[0] == _PROBE_BASE + 32, "exception_next_eip"
     regs = _unique(gp1, struct.pack("<QQ", 0x13572468, 0x2468ACE0))
     assert struct.unpack_from("<Q", gp1, regs + 128)[0] == _GP1_EIP, "eip"
     hflags = regs + 176
@@ -299,13 +314,52 @@ def _probe() -> EnvLayout:
     es = struct.unpack_from("<IxxxxQ", gp1, segs + R_ES * _SEG_SIZE)
     assert es == (0x18, 0x12345000), f"segs: {es}"
     env = EnvLayout(regs=regs, hflags=hflags, segs=segs, error_code=err,
-                    exception_is_int=is_int, old_exception=found["old_exception"], size=size)
+                    exception_is_int=is_int, exception_next_eip=next_eip,
+                    old_exception=found["old_exception"], size=size)
     for name, off, want in (("gdt", env.gdt, (0x2000, len(gdt) - 1)),
                             ("idt", env.idt, (0x2800, 0x7FF)), ("tr", env.tr, (0x3000, 0x67))):
         got = struct.unpack_from("<QI", gp1, off + 8)
         assert got == want, f"{name}: {got}"
     assert struct.unpack_from("<Q", gp1, env.cr)[0] & 0xFFFFFFFF == uc.reg_read(X.UC_X86_REG_CR0)
     return env
+
+
+@functools.cache
+def invalid_opcode_reaches_intr_hook() -> bool:
+    """Whether a ``UC_HOOK_INSN_INVALID`` hook that returns True passes the
+    exception on to ``UC_HOOK_INTR`` as vector 6.
+
+    Unicorn asks that hook first about every vector-6 event (``ud2`` and
+    ``int $6`` alike).  Up to 2.1.1 True means "not fatal" and the event
+    goes on to the interrupt hook; from 2.1.4 True means "handled": the
+    engine drops the exception and resumes at EIP, which still points at
+    the faulting instruction (for ``int $6``: at the ``int``).  Found by
+    running ``ud2`` on a probe engine whose invalid-opcode hook moves EIP to
+    a ``hlt`` and returns True."""
+    uc = Uc(UC_ARCH_X86, UC_MODE_32)
+    ram = np.zeros(0x2000, dtype=np.uint8)
+    uc.mem_map_ptr(0, ram.nbytes, UC_PROT_ALL, ram.ctypes.data)
+    ram[_PROBE_BASE : _PROBE_BASE + 3] = (0x0F, 0x0B, 0xF4)  # ud2; hlt
+    vectors: list[int] = []
+    invalid_calls = [0]
+
+    def on_invalid(uc: Uc, _ud: object) -> bool:
+        invalid_calls[0] += 1
+        if invalid_calls[0] > 1:  # never expected; do not spin
+            uc.emu_stop()
+        uc.reg_write(X.UC_X86_REG_EIP, _PROBE_BASE + 2)
+        return True
+
+    uc.hook_add(UC_HOOK_INSN_INVALID, on_invalid)
+    uc.hook_add(UC_HOOK_INTR, lambda uc, vector, _ud: vectors.append(vector))
+    try:
+        uc.emu_start(_PROBE_BASE, _PROBE_BASE + 3)
+    except UcError as exc:
+        raise RuntimeError(f"cannot probe this Unicorn build's #UD handling: {exc}") from exc
+    if invalid_calls[0] != 1 or vectors not in ([], [6]):
+        raise RuntimeError("cannot probe this Unicorn build's #UD handling: "
+                           f"{invalid_calls[0]} invalid-opcode calls, vectors {vectors}")
+    return vectors == [6]
 
 
 def _unique(raw: bytes, needle: bytes) -> int:
