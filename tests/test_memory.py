@@ -122,3 +122,25 @@ def test_rom_image_is_restored_after_a_guest_write() -> None:
     m.cpu.memory.restore_roms()
     assert m.cpu.memory.read(0xFFFF0100, 4) == before
     assert m.cpu.memory.read(0xF0100, 4) == before
+
+
+def test_a_scan_of_unassigned_memory_reads_ones_and_adds_few_mappings() -> None:
+    # A guest probing for memory touches page after page nobody decodes;
+    # each must read as all-ones without the engine's map growing a
+    # mapping per page (every mapping change re-flattens the whole map).
+    m = TestMachine("""
+    mov $0x40000000, %esi
+    mov $0xFFFFFFFF, %ebx
+    mov $8192, %ecx
+1:  and (%esi), %ebx
+    add $0x1000, %esi
+    loop 1b
+    mov %ebx, %eax
+    out %eax, $0xE0
+    """ + EXIT)
+    before = len(list(m.cpu.uc.mem_regions()))
+    start = time.monotonic()
+    assert m.run(timeout=60).reason is StopReason.EXIT
+    elapsed = time.monotonic() - start
+    assert m.values == [0xFFFFFFFF]
+    assert len(list(m.cpu.uc.mem_regions())) - before <= 4, elapsed

@@ -14,11 +14,15 @@ Unicorn facts this module relies on (Unicorn 2.1):
   must stay alive while mapped, so every mapped array is referenced here.
 * A guest access to an unmapped physical page reaches a
   ``UC_HOOK_MEM_*_UNMAPPED`` hook; the hook may map the page and return
-  True to retry.  We map a 4 KiB "unassigned" MMIO page there that reads as
+  True to retry.  We map an "unassigned" MMIO region there that reads as
   all-ones and drops writes (a PC's master abort) and log the guest bug
-  once per page.  A later real mapping over such a page replaces it.  An
-  instruction *fetch* from unmapped memory is not rescued: the CPU stops
-  with a register dump.
+  (the first few times).  The region spans the whole hole around the
+  access (within its 4 GiB-aligned window), not one page: every mapping
+  change makes Unicorn rebuild its whole map, so a guest probing memory
+  page by page would otherwise cost time quadratic in the pages touched.
+  A later real mapping over part of such a region replaces all of it.
+  An instruction *fetch* from unmapped memory is not rescued: the CPU
+  stops with a register dump.
 * A write to a read-only mapping (the BIOS) reaches
   ``UC_HOOK_MEM_WRITE_PROT``.  Returning True from that hook does *not*
   drop the write: it lands in the array.  Real ROM ignores writes; here the
@@ -57,6 +61,7 @@ PAGE = 0x1000
 _ALL_ONES = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF, 8: 0xFFFFFFFFFFFFFFFF}
 _UNASSIGNED_PREFIX = "unassigned@"
 _UNASSIGNED_LOG_LIMIT = 16
+_HOLE_WINDOW = 1 << 32  # an unassigned region never crosses a multiple of this
 
 
 @dataclass
@@ -313,13 +318,28 @@ class GuestMemory:
             self._unassigned_logged += 1
             what = "write" if access == UC_MEM_WRITE_UNMAPPED else "read"
             log.warning("guest bug: %s of unassigned memory at %#x (size %d)", what, addr, size)
-        # An access straddling two pages calls us once per missing page.
-        region = Region(f"{_UNASSIGNED_PREFIX}{page:#x}", page, PAGE, mmio=self._unassigned)
+        # An access straddling two holes calls us once per hole.
+        hole = self._hole(page)
+        if hole is None:
+            return False
+        base, end = hole
+        region = Region(f"{_UNASSIGNED_PREFIX}{base:#x}", base, end - base, mmio=self._unassigned)
         try:
             self._add(region)
         except ValueError:
             return False
         return True
+
+    def _hole(self, page: int) -> tuple[int, int] | None:
+        """The unmapped range around ``page``, within its 4 GiB window."""
+        window = page & ~(_HOLE_WINDOW - 1)
+        with self._lock:
+            i = bisect.bisect_right(self._starts, page) - 1
+            if i >= 0 and page < self._sorted[i].end:
+                return None  # mapped after all: not ours to paper over
+            base = max(window, self._sorted[i].end if i >= 0 else 0)
+            nxt = self._starts[i + 1] if i + 1 < len(self._starts) else window + _HOLE_WINDOW
+            return base, min(nxt, window + _HOLE_WINDOW)
 
     def _on_write_prot(self, uc: Uc, access: int, addr: int, size: int, value: int,
                        _ud: object) -> bool:
