@@ -11,7 +11,10 @@ driver of guest/qxl; see guest/latency/main.c), with COM1 on a pipe:
 On each, in turn, the same Python client (tests/spice_client.py) measures:
 
 * ``main link -> MAIN_INIT`` and ``display link -> MARK`` (``--runs``
-  fresh connections, as tools/bench_spice.py does);
+  fresh connections, ``--connect-gap`` s apart: a client meeting an idle
+  server, whose per-link RSA keys are ready if it keeps spares; one more
+  connection first, not counted, pays for first-use costs such as loading
+  jitted code);
 * ``key -> draw received``: the client sends a key press on the inputs
   channel; the guest's keyboard interrupt wakes its main flow, which pushes
   one DRAW_FILL (a colour and cell unique to the iteration) on the command
@@ -26,10 +29,13 @@ On each, in turn, the same Python client (tests/spice_client.py) measures:
 Iterations are ``--gap`` ms apart on average (randomised by half either
 way), longer than the 10 ms ring poll of both servers, so every fill finds
 the display worker idle, waiting for the doorbell.  The table also says how
-often the guest's push rang it (NOTIFY_CMD at ``notify_on_prod``).
+often the guest's push rang it (NOTIFY_CMD at ``notify_on_prod``).  A gap
+shorter than the poll (``--gap 6``) shows instead how each server treats a
+command pushed while it is still polling the ring: a push that does not
+ring waits for the worker's next poll.
 
     tools/bench_latency.py [spicevm] [qemu] [--iterations N] [--runs N]
-                           [--gap MS] [--json FILE]
+                           [--gap MS] [--connect-gap S] [--json FILE]
 
 Prints medians and 90th percentiles and the ratio spicevm / QEMU.  A
 benchmark, not a pass/fail test.
@@ -181,7 +187,7 @@ def wait_fill(d: DisplayClient, n: int, rect: qxl.Rect, timeout: float = 10.0) -
 
 
 def measure(machine: str, kernel: Path, *, iterations: int, runs: int, gap_ms: float,
-            warmup: int, qemu: str = "qemu-system-x86_64",
+            warmup: int, connect_gap: float = 0.3, qemu: str = "qemu-system-x86_64",
             seed: int = 1) -> dict[str, list[float]]:
     """Boot ``machine`` on the latency guest and take every sample (seconds),
     plus ``doorbell``: 1.0/0.0 per iteration, whether the push rang NOTIFY_CMD."""
@@ -202,7 +208,9 @@ def measure(machine: str, kernel: Path, *, iterations: int, runs: int, gap_ms: f
             width, height = int(ready.group(1)), int(ready.group(2))
             wait_listening(port)
             samples: dict[str, list[float]] = {k: [] for k in (*METRICS, "doorbell")}
+            connect_once(port, "")  # warm-up, not counted
             for _ in range(runs):
+                time.sleep(connect_gap)
                 c = connect_once(port, "")
                 samples["main link -> MAIN_INIT"].append(c["main link to MAIN_INIT"])
                 samples["display link -> MARK"].append(c["display link to MARK"])
@@ -290,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gap", type=float, default=50.0, metavar="MS",
                     help="mean pause between keys (default 50 ms)")
     ap.add_argument("--warmup", type=int, default=3, help="keys not counted (default 3)")
+    ap.add_argument("--connect-gap", type=float, default=0.3, metavar="S",
+                    help="pause before each measured connection (default 0.3 s)")
     ap.add_argument("--qemu", default=os.environ.get("QEMU", "qemu-system-x86_64"))
     ap.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
     args = ap.parse_args(argv)
@@ -306,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for m in dict.fromkeys(args.machines):
         samples = measure(m, kernel, iterations=args.iterations, runs=args.runs,
-                          gap_ms=args.gap, warmup=args.warmup, qemu=args.qemu)
+                          gap_ms=args.gap, warmup=args.warmup,
+                          connect_gap=args.connect_gap, qemu=args.qemu)
         results[m] = summarize(samples)
     print(table(results))
     print(f"{args.iterations} keys ({args.warmup} more as warm-up, ~{args.gap:.0f} ms apart) "
