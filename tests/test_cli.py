@@ -5,6 +5,7 @@ triple fault, a CPU error and Ctrl-C end the process cleanly."""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -90,6 +91,7 @@ def kernels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (["/nonexistent/kernel.elf"], "cannot read the kernel /nonexistent/kernel.elf"),
     (["-m", "1"], "too little memory"),
     (["-m", "lots"], "is not a size in MiB"),
+    (["-serial", "file:/nonexistent/dir/serial.txt"], "cannot open serial output file"),
 ])
 def test_bad_command_line_is_one_sentence_and_status_2(args: list[str], needle: str) -> None:
     assert_one_sentence(spicevm(*args), needle)
@@ -113,6 +115,17 @@ def test_too_little_memory_for_the_kernel(kernels: dict[str, Path], tmp_path: Pa
     big.write_bytes(b"\0" * (3 << 20))
     assert_one_sentence(spicevm(str(kernels["idle"]), "-m", "4", "-initrd", str(big)),
                         "too little memory")
+
+
+def test_more_memory_than_the_host_can_give(kernels: dict[str, Path]) -> None:
+    def limit_address_space() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (12 << 30, 12 << 30))
+
+    proc = subprocess.run([sys.executable, "-m", "vm.cli", "run", str(kernels["idle"]),
+                           "-m", "16G", "-serial", "none", "-spice", "none"], cwd=ROOT,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                          preexec_fn=limit_address_space)
+    assert_one_sentence(proc, "cannot allocate 16384 MiB of guest RAM")
 
 
 def test_unknown_command() -> None:

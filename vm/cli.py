@@ -242,7 +242,13 @@ def run(argv: list[str]) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format=f"{PROG}: %(name)s: %(message)s")
     config = make_config(args)
-    board = Board(config)
+    try:
+        board = Board(config)
+    except MemoryError:
+        raise UsageError(f"cannot allocate {config.ram_size // MiB} MiB of guest RAM on this "
+                         "host") from None
+    except ValueError as exc:  # the machine refused the configuration (e.g. a serial file)
+        raise UsageError(str(exc)) from None
 
     def on_signal(signum: int, _frame: object) -> None:
         board.stop(StopReason.SHUTDOWN, f"terminating on signal {signum}")
