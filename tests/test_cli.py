@@ -128,6 +128,19 @@ def test_more_memory_than_the_host_can_give(kernels: dict[str, Path]) -> None:
     assert_one_sentence(proc, "cannot allocate 16384 MiB of guest RAM")
 
 
+def test_a_failed_start_removes_the_ticket_file(kernels: dict[str, Path], tmp_path: Path) -> None:
+    # The window cannot open after the SPICE server wrote its .vv file.
+    env = dict(os.environ, TMPDIR=str(tmp_path), SDL_VIDEODRIVER="no-such-driver")
+    proc = subprocess.run([sys.executable, "-m", "vm.cli", "run", str(kernels["idle"]),
+                           "-display", "sdl", "-spice", "port=0,addr=127.0.0.1",
+                           "-serial", "none"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert "cannot open the SDL window" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert list(tmp_path.glob("*.vv")) == []
+
+
 def test_unknown_command() -> None:
     proc = subprocess.run([sys.executable, "-m", "vm.cli", "fly"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)

@@ -173,7 +173,15 @@ class Board:
     # ------------------------------------------------------------- running
     def start(self) -> None:
         """Connect the serial line, start the SPICE server (writing the
-        remote-viewer file) and the vCPU thread."""
+        remote-viewer file) and the vCPU thread.  If any of it fails the
+        host side is released (:meth:`close`) before the error propagates."""
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
         self.serial.attach(self.uart.receive)
         if self.spice is not None:
             self.spice.start()
@@ -203,11 +211,7 @@ class Board:
 
     def run(self) -> CPUStop:
         """:meth:`start` then :meth:`wait`."""
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
+        self.start()
         return self.wait()
 
     def stop(self, reason: StopReason = StopReason.SHUTDOWN, message: str = "") -> None:

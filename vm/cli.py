@@ -256,9 +256,8 @@ def run(argv: list[str]) -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
-            board.start()
+            board.start()  # closes the board itself if it fails
         except OSError as exc:
-            board.close()
             raise RuntimeError(f"cannot start: {exc.strerror or exc}") from None
         if board.spice is not None:
             _say(f"SPICE listening on {board.spice.uri()}")
