@@ -135,7 +135,8 @@ const struct qxl_mode *qxl_find_mode(const struct qxl_device *q, uint32_t w, uin
 
 /* Write `val` to a port: no waiting.  Async ports: see qxl_io_async. */
 void qxl_io(struct qxl_device *q, enum qxl_io_port port, uint8_t val);
-/* Write an async port and wait for its IO_CMD interrupt. */
+/* Write an async port and wait for its IO_CMD interrupt (or an ERROR: a
+ * rejected request never completes). */
 int qxl_io_async(struct qxl_device *q, enum qxl_io_port port, uint8_t val);
 /* Sleep (sti; hlt) until cond(ctx) or `ms` pass; false on timeout. */
 bool qxl_wait(bool (*cond)(void *ctx), void *ctx, uint32_t ms);

@@ -119,15 +119,29 @@ void qxl_io(struct qxl_device *q, enum qxl_io_port port, uint8_t val)
     outb(q->io + port, val);
 }
 
+struct async_wait {
+    struct qxl_device *q;
+    uint32_t io_seen, errors_seen;
+};
+
+static bool async_done(void *ctx)
+{
+    struct async_wait *w = ctx;
+    return w->q->io_cmd_count != w->io_seen || w->q->error_count != w->errors_seen;
+}
+
 int qxl_io_async(struct qxl_device *q, enum qxl_io_port port, uint8_t val)
 {
-    uint32_t seen = q->io_cmd_count;
+    /* an async request the device finds to be a guest bug never completes
+     * (QEMU leaves it pending until RESET): stop waiting at the ERROR */
+    struct async_wait w = {q, q->io_cmd_count, q->error_count};
     qxl_io(q, port, val);
-    if (!qxl_wait_counter(&q->io_cmd_count, seen, QXL_TIMEOUT_MS)) {
+    if (!qxl_wait(async_done, &w, QXL_TIMEOUT_MS)) {
         printf("qxl: async port %u (%u) never completed\n", port, val);
         return QXL_ETIMEOUT;
     }
-    q->stats.async_ios++;
+    if (q->io_cmd_count != w.io_seen)
+        q->stats.async_ios++;
     return q->guest_bug ? QXL_EGUESTBUG : QXL_OK;
 }
 

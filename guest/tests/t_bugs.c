@@ -84,6 +84,16 @@ static void run_bugs(void)
     t_ok(recovers("inverted update area"), "bugs: UPDATE_AREA of an inverted rectangle raises "
                                            "ERROR");
 
+    /* a rejected async request never completes: the driver's wait must end
+     * at the ERROR, not at its 5 s timeout */
+    struct qxl_rect inverted = {50, 0, 10, 10};
+    uint64_t t0 = pit_uptime_ms();
+    int rc = qxl_update_area(&qxl, 0, &inverted, true);
+    uint32_t waited = (uint32_t)(pit_uptime_ms() - t0);
+    t_ok(rc == QXL_EGUESTBUG && waited < 2000 && recovers("inverted async update area"),
+         "bugs: UPDATE_AREA_ASYNC of an inverted rectangle: ERROR ends the wait (%s after "
+         "%u ms); RESET recovers", qxl_strerror(rc), waited);
+
     qxl_io(&qxl, QXL_IO_DETACH_PRIMARY, 0);
     t_ok(recovers("unimplemented port"), "bugs: the unimplemented DETACH_PRIMARY port raises "
                                          "ERROR");
@@ -112,5 +122,5 @@ static void run_bugs(void)
          "bugs: in the guest-bug state the command ring is not consumed until RESET");
 }
 
-const struct suite suite_bugs = {"bugs", 7, run_bugs,
+const struct suite suite_bugs = {"bugs", 8, run_bugs,
                                  "guest bugs raise ERROR; recovery through RESET"};
