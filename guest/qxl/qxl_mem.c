@@ -30,6 +30,37 @@ static inline struct obj_hdr *hdr_of(const void *p)
     return (struct obj_hdr *)((uintptr_t)p - HDR_SIZE);
 }
 
+/* Every arena ever initialised: a pointer is only looked at (its header
+ * read) once it is known to lie inside one of them, so an id the device
+ * made up never makes the driver read device registers or unmapped memory. */
+#define MAX_ARENAS 4
+static struct qxl_arena *arenas[MAX_ARENAS];
+static uint32_t bad_unrefs;
+
+static void arena_register(struct qxl_arena *a)
+{
+    for (int i = 0; i < MAX_ARENAS; i++) {
+        if (arenas[i] == a)
+            return;
+        if (!arenas[i]) {
+            arenas[i] = a;
+            return;
+        }
+    }
+    printf("qxl: more than %d arenas: objects of %s will not be recognised\n", MAX_ARENAS,
+           a->name);
+}
+
+static struct qxl_arena *arena_holding(uintptr_t hdr)
+{
+    for (int i = 0; i < MAX_ARENAS && arenas[i]; i++) {
+        struct qxl_arena *a = arenas[i];
+        if (hdr >= a->base && hdr < a->end && a->end - hdr >= HDR_SIZE)
+            return a;
+    }
+    return 0;
+}
+
 void qxl_arena_init(struct qxl_arena *a, const char *name, uintptr_t base, size_t size)
 {
     uintptr_t start = (base + QXL_OBJ_ALIGN - 1) & ~(uintptr_t)(QXL_OBJ_ALIGN - 1);
@@ -43,6 +74,7 @@ void qxl_arena_init(struct qxl_arena *a, const char *name, uintptr_t base, size_
         f->next = 0;
         a->free_list = f;
     }
+    arena_register(a);
 }
 
 void *qxl_arena_alloc(struct qxl_arena *a, size_t size, enum qxl_obj_kind kind)
@@ -114,18 +146,27 @@ static void arena_release(struct obj_hdr *h)
 
 bool qxl_obj_valid(const void *p)
 {
-    if (!p || ((uintptr_t)p & (QXL_OBJ_ALIGN - 1)))
+    if (!p || ((uintptr_t)p & (QXL_OBJ_ALIGN - 1)) || (uintptr_t)p < HDR_SIZE)
         return false;
     const struct obj_hdr *h = hdr_of(p);
-    if (h->magic != OBJ_LIVE || !h->arena)
+    struct qxl_arena *a = arena_holding((uintptr_t)h);
+    if (!a || h->magic != OBJ_LIVE || h->arena != a)
         return false;
-    return (uintptr_t)h >= h->arena->base && (uintptr_t)h + h->size <= h->arena->end;
+    return h->size >= HDR_SIZE && h->size <= a->end - (uintptr_t)h;
+}
+
+uint32_t qxl_obj_bad_unrefs(void)
+{
+    return bad_unrefs;
 }
 
 bool qxl_obj_unref(void *p)
 {
-    if (!qxl_obj_valid(p))
+    if (!qxl_obj_valid(p)) {
+        if (p)
+            bad_unrefs++;
         return false;
+    }
     struct obj_hdr *h = hdr_of(p);
     if (--h->refs)
         return true;

@@ -55,8 +55,10 @@ void qxl_arena_init(struct qxl_arena *a, const char *name, uintptr_t base, size_
 void *qxl_arena_alloc(struct qxl_arena *a, size_t size, enum qxl_obj_kind kind);
 /* Drop one reference; at zero the object's dependents are unreferenced and
  * its block returns to its arena.  Returns false (and does nothing) when
- * `p` is not a live object. */
+ * `p` is not a live object; such calls (a double free) are counted. */
 bool qxl_obj_unref(void *p);
+/* Unrefs of non-NULL pointers that were no live object, since boot. */
+uint32_t qxl_obj_bad_unrefs(void);
 /* Take one more reference. */
 void qxl_obj_ref(void *p);
 /* Make `dep` live at least as long as `owner` (owner takes a reference).
@@ -66,7 +68,8 @@ bool qxl_obj_attach(void *owner, void *dep);
  * number of the release id it handed to the device). */
 void qxl_obj_set_tag(void *p, uint32_t tag);
 uint32_t qxl_obj_tag(const void *p);
-/* True if p is the payload of a live object (of any arena). */
+/* True if p is the payload of a live object of an initialised arena; no
+ * memory outside the arenas is read to find out. */
 bool qxl_obj_valid(const void *p);
 enum qxl_obj_kind qxl_obj_kind(const void *p);
 size_t qxl_obj_size(const void *p);
