@@ -40,6 +40,13 @@ static bool prepare(const char *name, uint32_t seed)
 
 static bool check(const char *name)
 {
+    /* a reference that leaves the background alone would let a draw the
+     * device ignored pass: every test here must change some pixel */
+    if (!memcmp(cv.px, bg_px, RW * RH * 4)) {
+        diag("%s: the reference rendering changes nothing; the test would prove nothing",
+             name);
+        return false;
+    }
     return t_check(name, 0, &region, cv.px);
 }
 
@@ -205,7 +212,8 @@ static bool stroke(const char *name, uint32_t seed)
     const struct qxl_point pts[] = {{RX + 4, RY + 4}, {RX + 80, RY + 4}, {RX + 80, RY + 50},
                                     {RX + 20, RY + 50}, {RX + 20, RY + 20}, {RX + 60, RY + 20}};
     uint32_t n = sizeof(pts) / sizeof(pts[0]);
-    ref_stroke(&cv, pts, n, 0xffee00, QXL_ROPD_OP_PUT);
+    if (!ref_stroke(&cv, pts, n, 0xffee00, QXL_ROPD_OP_PUT))
+        return false; /* the reference only models axis-aligned segments */
     return qxl_stroke(&qxl, 0, pts, n, 0xffee00, QXL_ROPD_OP_PUT) == QXL_OK && check(name);
 }
 
