@@ -234,8 +234,9 @@ int qxl_stroke(struct qxl_device *q, uint32_t sid, const struct qxl_point *pts, 
     seg->flags = QXL_PATH_BEGIN | QXL_PATH_END;
     seg->count = n;
     for (uint32_t i = 0; i < n; i++) {
-        seg->points[i].x = pts[i].x << 4;
-        seg->points[i].y = pts[i].y << 4;
+        /* 28.4 fixed point; a multiply, as shifting a negative int is undefined */
+        seg->points[i].x = pts[i].x * 16;
+        seg->points[i].y = pts[i].y * 16;
     }
     qxl_obj_attach(d, path);
     qxl_obj_unref(path);
