@@ -98,12 +98,21 @@ static int bench_echo(uint32_t irq, uint32_t count, int spin)
     irq_register(irq, echo_handler, 0);
     printf("bench: echo irq=%u ready\n", irq);
     outl(ECHO_PORT, 0); /* tells the host the handler is in place */
-    sti();
-    while (echo_count < count) {
-        if (!spin)
+    if (spin) {
+        sti();
+        while (echo_count < count)
+            ;
+        cli();
+    } else {
+        /* test with interrupts off, then sti;hlt: an IRQ that lands between
+         * the test and the hlt is taken after the hlt, so the last one can
+         * never leave the CPU halted with nothing more to come */
+        cli();
+        while (echo_count < count) {
             cpu_idle();
+            cli();
+        }
     }
-    cli();
     printf("bench: echo irq=%u count=%u\n", irq, echo_count);
     return 0;
 }
