@@ -155,3 +155,25 @@ def test_run_with_timeout_returns(core: Core) -> None:
     start = time.monotonic()
     core.run(timeout=0.05)
     assert 0.04 < time.monotonic() - start < 1.0
+
+
+def test_posting_to_a_closed_loop_touches_no_other_file() -> None:
+    # A vCPU or worker thread may still post while the loop is closed; the
+    # fd numbers the loop had are reused by whatever the process opens next
+    # (socket pairs here: a byte written to either end shows at the other).
+    core = Core()
+    core.close()
+    pairs = [socket.socketpair() for _ in range(4)]
+    try:
+        poster = threading.Thread(target=core.call_soon, args=(lambda: None,))
+        poster.start()
+        poster.join()
+        for pair in pairs:
+            for sock in pair:
+                sock.setblocking(False)
+                with pytest.raises(BlockingIOError):
+                    sock.recv(16)
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()

@@ -159,6 +159,10 @@ class Core:
         self._watches: dict[int, CoreWatch] = {}
         self._stopping = False
         self._closed = False
+        # Held while writing the wake-up pipe and while closing it: after
+        # close() its fd numbers belong to whatever is opened next.
+        # Reentrant: a signal handler may post while this thread holds it.
+        self._wake_lock = threading.RLock()
         self._thread: threading.Thread | None = None
         self._sleep_until: int | None = None  # deadline of the current select, None = forever
         self._sleeping = False
@@ -269,24 +273,25 @@ class Core:
 
     def close(self) -> None:
         """Release the loop's fds (the loop must not be running)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._selector.close()
-        if self._timerfd is not None:
-            os.close(self._timerfd.fd)
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        with self._wake_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._selector.close()
+            if self._timerfd is not None:
+                os.close(self._timerfd.fd)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
 
     # ------------------------------------------------------------- internals
     def _wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"\0")
-        except BlockingIOError:
-            pass  # the pipe is full: the loop is waking anyway
-        except OSError:
-            if not self._closed:  # after close() a late poster has nobody to wake
-                raise
+        with self._wake_lock:
+            if self._closed:  # a late poster has nobody to wake
+                return
+            try:
+                os.write(self._wake_w, b"\0")
+            except BlockingIOError:
+                pass  # the pipe is full: the loop is waking anyway
 
     def _arm(self, timer: CoreTimer, deadline: int) -> None:
         if timer.removed:
