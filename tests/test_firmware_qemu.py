@@ -65,7 +65,9 @@ def check_hello(out: str) -> None:
     assert m, out
     hz, ticks, us = (int(g) for g in m.groups())
     assert us >= 200_000
-    assert abs(ticks * 1e6 / us - hz) <= 0.1 * hz, m.group(0)
+    # late periods are delivered once, so a busy host loses ticks (see
+    # guest/hello/main.c); a faster rate would be a wrong divisor
+    assert 0.65 * hz <= ticks * 1e6 / us <= 1.1 * hz, m.group(0)
 
     assert re.search(r"^#GP: error code 0xff8 ", out, re.M), out
     assert re.search(r"^#PF: write error code 0x2 cr2=0x[0-9a-f]{5}004 ", out, re.M), out
