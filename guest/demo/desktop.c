@@ -219,6 +219,7 @@ void text_area_newline(struct text_area *t)
     bool caret = t->caret_on;
     text_area_caret(t, false);
     t->len = 0;
+    t->buf[0] = 0; /* the old line's characters are not this line's */
     t->pen_x = t->win->body.left + t->pad;
     if (t->line + 1 < lines_fit(t)) {
         t->line++;

@@ -184,15 +184,18 @@ static void on_key(const struct ps2_key *k)
         printf(" '%c'", k->ascii);
     printf("\n");
     struct text_area *t = &desk.notes_text;
+    /* the "> " prompt starts a line the user began, not one that wrapped */
+    bool prompt = t->len >= 2 && t->buf[0] == '>' && t->buf[1] == ' ';
     if (k->ascii == '\n') {
-        printf("demo: text \"%s\"\n", t->buf + 2);
-        if (have_agent && t->len > 2)
-            agent_clipboard_set(&agent, t->buf + 2);
-        log_line("line: %s", t->buf + 2);
+        const char *line = prompt ? t->buf + 2 : t->buf;
+        printf("demo: text \"%s\"\n", line);
+        if (have_agent && *line)
+            agent_clipboard_set(&agent, line);
+        log_line("line: %s", line);
         text_area_newline(t);
         text_area_puts(t, "> ");
     } else if (k->ascii == '\b') {
-        if (t->len > 2)
+        if (t->len > (prompt ? 2 : 0))
             text_area_backspace(t);
     } else if (k->ascii >= 32 && k->ascii < 127) {
         text_area_putc(t, k->ascii);
