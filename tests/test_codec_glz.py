@@ -231,14 +231,35 @@ def _valid_sequence() -> list[bytes]:
 VALID = _valid_sequence()
 
 
-def decode_or_value_error(prefix: list[bytes], stream: bytes) -> None:
+def _decoded_in_order(streams: list[bytes]) -> list[np.ndarray]:
+    client = GlzDecoderWindow()
+    return [glz_decode(client, s).values.copy() for s in streams]
+
+
+VALID_VALUES = _decoded_in_order(VALID)
+
+
+def decode_or_value_error(prefix: list[bytes], stream: bytes,
+                          intact: int | None = None) -> None:
+    """Decode `stream` after the `prefix` images.  A stream the decoder
+    rejects must leave the window exactly as it was -- it still decodes the
+    intact stream VALID[intact] to the right pixels; one it accepts must
+    yield an image of the size its header gives, now held in the window."""
     client = GlzDecoderWindow()
     for s in prefix:
         glz_decode(client, s)
+    held = (client.image_ids, client.held_pixels)
     try:
-        glz_decode(client, stream)
+        out = glz_decode(client, stream)
     except ValueError:
-        pass
+        assert (client.image_ids, client.held_pixels) == held
+        if intact is not None:
+            assert np.array_equal(glz_decode(client, VALID[intact]).values,
+                                  VALID_VALUES[intact])
+        return
+    assert out.pixels.shape == (out.height, out.width * 4)
+    assert out.values.shape == (out.height, out.width)
+    assert out.image_id in client.image_ids
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -252,7 +273,7 @@ def test_mutated_streams_fail_cleanly(which: int, cut: int, flips: list[tuple[in
         stream[pos % len(stream)] ^= xor
     if cut % 3 == 0:
         stream = stream[: max(1, cut % (len(stream) + 1))]
-    decode_or_value_error(VALID[:which], bytes(stream) + tail)
+    decode_or_value_error(VALID[:which], bytes(stream) + tail, intact=which)
 
 
 @settings(max_examples=300, deadline=None)
