@@ -6,6 +6,7 @@ A missing tool skips the test, except under CI=true where it fails.
 from __future__ import annotations
 
 import os
+import selectors
 import shutil
 import subprocess
 import tempfile
@@ -42,30 +43,46 @@ def require_gi() -> None:
 
 
 class Xvfb:
-    """A private X server."""
+    """A private X server on a display number it picks itself (-displayfd),
+    so tests running side by side never race for the same one."""
 
-    def __init__(self, width: int = 1024, height: int = 768) -> None:
+    def __init__(self, width: int = 1024, height: int = 768, timeout: float = 20.0) -> None:
         xvfb = require("Xvfb")
         self.width, self.height = width, height
-        self.display = None
-        for n in range(60, 200):
-            if not os.path.exists(f"/tmp/.X{n}-lock") and not os.path.exists(
-                    f"/tmp/.X11-unix/X{n}"):
-                self.display = f":{n}"
-                break
-        assert self.display, "no free X display number"
-        self.proc = subprocess.Popen([xvfb, self.display, "-screen", "0",
-                                      f"{width}x{height}x24", "-nolisten", "tcp"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        n = self.display[1:]
-        deadline = time.monotonic() + 10
-        while not os.path.exists(f"/tmp/.X11-unix/X{n}"):
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                self.close()
-                raise RuntimeError("Xvfb did not start")
-            time.sleep(0.05)
+        rfd, wfd = os.pipe()
+        try:
+            self.proc = subprocess.Popen([xvfb, "-displayfd", str(wfd), "-screen", "0",
+                                          f"{width}x{height}x24", "-nolisten", "tcp"],
+                                         pass_fds=(wfd,), stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
+        finally:
+            os.close(wfd)
+        try:
+            number = self._read_display(rfd, timeout)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            os.close(rfd)
+        self.display = f":{number}"
         self.env = dict(os.environ, DISPLAY=self.display)
         self.env.pop("WAYLAND_DISPLAY", None)
+
+    def _read_display(self, rfd: int, timeout: float) -> int:
+        """The number Xvfb writes once it accepts connections."""
+        data = b""
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(rfd, selectors.EVENT_READ)
+            while not data.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    raise RuntimeError("Xvfb did not start in time")
+                chunk = os.read(rfd, 64)
+                if not chunk:
+                    raise RuntimeError(f"Xvfb exited before it was ready ({self.proc.wait()})")
+                data += chunk
+        return int(data)
 
     def screenshot(self) -> np.ndarray:
         """The root window as (h, w) uint32 0xRRGGBB."""
@@ -151,23 +168,29 @@ class GtkReader:
         args = [DEBIAN_PYTHON, str(HERE / "gi_spice_reader.py"), str(port)]
         if password:
             args.append(password)
+        # stderr to a file: a pipe nobody drains would block a chatty client
+        self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+                                     stderr=self.log, text=True, bufsize=1)
+
+    def stderr(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
 
     def expect(self, word: str, timeout: float = 20.0) -> str:
-        import selectors
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if sel.select(max(0.0, deadline - time.monotonic())):
-                line = self.proc.stdout.readline()
-                if not line:
-                    break
-                if line.startswith(word):
-                    return line.strip()
-        raise TimeoutError(f"spice-gtk reader said no {word!r}: {self.proc.stderr.read()[:2000]}"
-                           if self.proc.poll() is not None else f"no {word!r} from the reader")
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            while time.monotonic() < deadline:
+                if sel.select(max(0.0, deadline - time.monotonic())):
+                    line = self.proc.stdout.readline()
+                    if not line:
+                        break
+                    if line.startswith(word):
+                        return line.strip()
+        state = "exited" if self.proc.poll() is not None else "running"
+        raise TimeoutError(f"no {word!r} from the spice-gtk reader ({state}): "
+                           f"{self.stderr()[-2000:]}")
 
     def dump(self) -> np.ndarray:
         with tempfile.TemporaryDirectory() as tmp:
@@ -188,3 +211,4 @@ class GtkReader:
             except (OSError, subprocess.TimeoutExpired):
                 self.proc.kill()
                 self.proc.wait()
+        self.log.close()

@@ -73,16 +73,23 @@ def test_remote_viewer_shows_the_demo_and_input_and_resize_work(tmp_path: Path) 
         m = vm.expect(r"^demo: resize (\d+)x(\d+)$", start=mark)
         w, h = int(m.group(1)), int(m.group(2))
         assert 640 <= w < 1024 and 480 <= h < 768
-        time.sleep(2)
+
+        def resized_panel() -> bool:
+            """The panel now ends where the new, narrower screen ends."""
+            shot = x.screenshot()
+            origin = guest_origin(shot)
+            if origin is None:
+                return False
+            top, left = origin
+            row = shot[top + 5, left:left + 1024]
+            return bool((row[w - 120:w - 20] == PANEL).mean() > 0.3 and
+                        (row[w + 5:w + 40] != PANEL).all())
+
+        deadline = time.monotonic() + 30
+        while not (done := resized_panel()) and time.monotonic() < deadline:
+            time.sleep(0.3)
         x.save_png(tmp_path / "demo-remote-viewer-resized.png")
-        shot = x.screenshot()
-        origin = guest_origin(shot)
-        assert origin is not None
-        top, left = origin
-        # the panel now ends where the new, narrower screen ends
-        row = shot[top + 5, left:left + 1024]
-        assert (row[w - 120:w - 20] == PANEL).mean() > 0.3
-        assert (row[w + 5:w + 40] != PANEL).all()
+        assert done, rv.output()
     finally:
         if rv is not None:
             rv.close()
