@@ -61,15 +61,19 @@ FORMATS = tuple(f for f in corpus.ALL_FORMATS
                 if f not in (qxl.SPICE_BITMAP_FMT_1BIT_LE, qxl.SPICE_BITMAP_FMT_4BIT_LE))
 
 
-def wait_equal(reader: GtkReader, want: np.ndarray, timeout: float = 30.0) -> np.ndarray:
+def wait_until(reader: GtkReader, ok, timeout: float = 30.0) -> np.ndarray:
+    """The client's primary, dumped until ``ok(dump)`` holds or time is up."""
     deadline = time.monotonic() + timeout
     got = reader.dump()
-    while time.monotonic() < deadline:
-        if got.shape == want.shape and ((got & 0xFFFFFF) == want).all():
-            return got
+    while not ok(got) and time.monotonic() < deadline:
         time.sleep(0.3)
         got = reader.dump()
     return got
+
+
+def wait_equal(reader: GtkReader, want: np.ndarray, timeout: float = 30.0) -> np.ndarray:
+    return wait_until(reader, lambda got: got.shape == want.shape and
+                      ((got & 0xFFFFFF) == want).all(), timeout)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -141,9 +145,9 @@ def run(setting: str, preferred: ImageCompression | None, seen: str, images: lis
         h.qxl.wait_drained()
         want = h.call(lambda: h.server.screendump(0))
         if jpeg == "always":
-            time.sleep(2.0)
-            got = reader.dump() & 0xFFFFFF
-            assert psnr(got, want) > 35
+            got = wait_until(reader, lambda got: got.shape == want.shape and
+                             psnr(got & 0xFFFFFF, want) > 35) & 0xFFFFFF
+            assert got.shape == want.shape and psnr(got, want) > 35
         else:
             got = wait_equal(reader, want)
             bad = np.argwhere((got & 0xFFFFFF) != want)
