@@ -10,7 +10,6 @@ included."""
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import sys
 import tempfile
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from firmware_harness import missing
 
 from spice import qxl
 from spice.canvas import SurfaceCanvas
@@ -37,12 +37,6 @@ def capture_module():
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
     return mod
-
-
-def missing(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"required tool missing under CI: {reason}")
-    pytest.skip(reason)
 
 
 def render_all() -> dict[str, np.ndarray]:
