@@ -25,7 +25,7 @@ from vm.testguest import exit_status, junit_xml, parse_goldens, parse_tap
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 AGENT_TESTS = 7
-MIN_TESTS = 80
+MIN_TESTS = 90  # guest/tests/README.md: the suites hold 90 tests
 
 
 def junit_cases(path: Path) -> list[ET.Element]:
