@@ -11,12 +11,15 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from firmware_harness import missing
 
 HERE = Path(__file__).resolve().parent
+T = TypeVar("T")
 DEBIAN_PYTHON = "/usr/bin/python3"
 
 
@@ -105,6 +108,19 @@ class Xvfb:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def poll(get: Callable[[], T], ok: Callable[[T], bool], timeout: float = 30.0,
+         interval: float = 0.3) -> T:
+    """``get()`` again and again until ``ok`` accepts its value or ``timeout``
+    seconds pass; the last value either way (the caller asserts on it).  For
+    what a real client shows, which arrives in its own time."""
+    deadline = time.monotonic() + timeout
+    value = get()
+    while not ok(value) and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = get()
+    return value
 
 
 def find_image(shot: np.ndarray, image: np.ndarray) -> tuple[int, int] | None:

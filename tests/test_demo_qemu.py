@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from firmware_harness import missing
+from real_clients import poll
 from spice_client import Session
 
 from spice.protocol import MsgDisplay
@@ -139,12 +140,7 @@ class QemuDemo:
 
     def wait_screen(self, ok, timeout: float = 20.0) -> np.ndarray:
         """Screendumps until ``ok(shot)`` holds; the last one either way."""
-        deadline = time.monotonic() + timeout
-        shot = self.screendump()
-        while not ok(shot) and time.monotonic() < deadline:
-            time.sleep(0.1)
-            shot = self.screendump()
-        return shot
+        return poll(self.screendump, ok, timeout, interval=0.1)
 
 
 @pytest.fixture

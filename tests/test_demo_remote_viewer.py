@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from demo_harness import DemoVM
-from real_clients import RemoteViewer, Xvfb
+from real_clients import RemoteViewer, Xvfb, poll
 
 pytestmark = pytest.mark.e2e
 
@@ -39,12 +39,8 @@ def test_remote_viewer_shows_the_demo_and_input_and_resize_work(tmp_path: Path) 
         x = Xvfb(1100, 860)
         rv = RemoteViewer(x, f"spice://127.0.0.1:{vm.port}")
         wid = rv.window()
-        origin = None
-        deadline = time.monotonic() + 30
-        while origin is None and time.monotonic() < deadline:
-            time.sleep(0.5)
-            shot = x.screenshot()
-            origin = guest_origin(shot)
+        shot = poll(x.screenshot, lambda shot: guest_origin(shot) is not None)
+        origin = guest_origin(shot)
         x.save_png(tmp_path / "demo-remote-viewer.png")
         assert origin is not None, rv.output()
         top, left = origin
@@ -74,9 +70,8 @@ def test_remote_viewer_shows_the_demo_and_input_and_resize_work(tmp_path: Path) 
         w, h = int(m.group(1)), int(m.group(2))
         assert 640 <= w < 1024 and 480 <= h < 768
 
-        def resized_panel() -> bool:
+        def resized_panel(shot: np.ndarray) -> bool:
             """The panel now ends where the new, narrower screen ends."""
-            shot = x.screenshot()
             origin = guest_origin(shot)
             if origin is None:
                 return False
@@ -85,11 +80,9 @@ def test_remote_viewer_shows_the_demo_and_input_and_resize_work(tmp_path: Path) 
             return bool((row[w - 120:w - 20] == PANEL).mean() > 0.3 and
                         (row[w + 5:w + 40] != PANEL).all())
 
-        deadline = time.monotonic() + 30
-        while not (done := resized_panel()) and time.monotonic() < deadline:
-            time.sleep(0.3)
+        shot = poll(x.screenshot, resized_panel)
         x.save_png(tmp_path / "demo-remote-viewer-resized.png")
-        assert done, rv.output()
+        assert resized_panel(shot), rv.output()
     finally:
         if rv is not None:
             rv.close()

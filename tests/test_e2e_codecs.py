@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 import pytest
-from real_clients import GtkReader, require_gi
+from real_clients import GtkReader, poll, require_gi
 from spice_harness import Harness, copy_cmd, primary_create
 
 from spice import qxl
@@ -61,19 +61,9 @@ FORMATS = tuple(f for f in corpus.ALL_FORMATS
                 if f not in (qxl.SPICE_BITMAP_FMT_1BIT_LE, qxl.SPICE_BITMAP_FMT_4BIT_LE))
 
 
-def wait_until(reader: GtkReader, ok, timeout: float = 30.0) -> np.ndarray:
-    """The client's primary, dumped until ``ok(dump)`` holds or time is up."""
-    deadline = time.monotonic() + timeout
-    got = reader.dump()
-    while not ok(got) and time.monotonic() < deadline:
-        time.sleep(0.3)
-        got = reader.dump()
-    return got
-
-
-def wait_equal(reader: GtkReader, want: np.ndarray, timeout: float = 30.0) -> np.ndarray:
-    return wait_until(reader, lambda got: got.shape == want.shape and
-                      ((got & 0xFFFFFF) == want).all(), timeout)
+def wait_equal(reader: GtkReader, want: np.ndarray) -> np.ndarray:
+    return poll(reader.dump, lambda got: got.shape == want.shape and
+                ((got & 0xFFFFFF) == want).all())
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -145,8 +135,8 @@ def run(setting: str, preferred: ImageCompression | None, seen: str, images: lis
         h.qxl.wait_drained()
         want = h.call(lambda: h.server.screendump(0))
         if jpeg == "always":
-            got = wait_until(reader, lambda got: got.shape == want.shape and
-                             psnr(got & 0xFFFFFF, want) > 35) & 0xFFFFFF
+            got = poll(reader.dump, lambda got: got.shape == want.shape and
+                       psnr(got & 0xFFFFFF, want) > 35) & 0xFFFFFF
             assert got.shape == want.shape and psnr(got, want) > 35
         else:
             got = wait_equal(reader, want)
