@@ -251,6 +251,11 @@ class QXLMachine:
         assert addr + size <= self.ram_header, "test allocator ran out of device pages"
         return addr
 
+    def free_all(self) -> None:
+        """Let :meth:`alloc` hand out the page area from its start again
+        (the caller knows the device holds nothing there any more)."""
+        self._alloc_next = 0
+
     def phys(self, addr: int, slot: int = 1) -> int:
         """QXLPHYSICAL of a guest address in slot ``slot`` (based at BAR0)."""
         return make_phys(slot, addr - BAR0_BASE)

@@ -238,7 +238,7 @@ def test_ring_is_circular():
         for _ in range(32):
             m.push("cmd_ring", fill(m), Q.QXL_CMD_DRAW, notify=False)
         assert len(m.pull()) == 32
-        m._alloc_next = 0  # reuse the memory: everything was released
+        m.free_all()  # reuse the memory: everything was released
         m.out(Q.QXL_IO_FLUSH_RELEASE)
         while m.pop_release():
             pass

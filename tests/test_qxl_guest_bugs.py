@@ -72,7 +72,7 @@ def assert_guest_bug_then_recovery(m: QXLMachine) -> None:
     # and a reset brings the QXL device back
     m.out(Q.QXL_IO_RESET)
     assert not dev.guest_bug and not m.irq.level
-    m._alloc_next = 0
+    m.free_all()
     m.native()
     m.push("cmd_ring", fill(m), Q.QXL_CMD_DRAW)
     (cmd,) = m.pull()
