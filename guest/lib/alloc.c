@@ -103,7 +103,9 @@ void *memalign(size_t align, size_t n)
         if (payload - HDR != start && payload - HDR - start < MIN_BLOCK)
             payload = align_up(start + HDR + MIN_BLOCK, align);
         uintptr_t blk = payload - HDR;
-        if (blk + need > end)
+        /* compared as distances: blk + need can wrap past 4 GiB on a heap
+         * high in the address space */
+        if (blk > end || need > end - blk)
             continue;
         /* Split off the tail if it can stand on its own. */
         uintptr_t blk_end = blk + need;
