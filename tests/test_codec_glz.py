@@ -244,7 +244,9 @@ def decode_or_value_error(prefix: list[bytes], stream: bytes,
     """Decode `stream` after the `prefix` images.  A stream the decoder
     rejects must leave the window exactly as it was -- it still decodes the
     intact stream VALID[intact] to the right pixels; one it accepts must
-    yield an image of the size its header gives, now held in the window."""
+    yield an image of the size its header gives.  (Whether the window keeps
+    it depends on the ids and head distance the mangled header claims, as in
+    the client.)"""
     client = GlzDecoderWindow()
     for s in prefix:
         glz_decode(client, s)
@@ -259,7 +261,6 @@ def decode_or_value_error(prefix: list[bytes], stream: bytes,
         return
     assert out.pixels.shape == (out.height, out.width * 4)
     assert out.values.shape == (out.height, out.width)
-    assert out.image_id in client.image_ids
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
