@@ -335,12 +335,14 @@ def test_cache_lossless_entries_and_lossy_replacement():
         h.close()
 
 
-def _slow_main_session(port: int) -> Session:
+def _slow_main_session(h: Harness) -> Session:
     """A client whose main channel answers the 250 KiB rate ping late, so
-    the network test finds it slow (under 10 Mbit/s)."""
+    the network test finds it slow (under 10 Mbit/s).  Returns once the
+    server has read the last answer (the test's result decides how the
+    display channel opened next is configured)."""
     s = Session.__new__(Session)
-    s.host, s.port, s.password = "127.0.0.1", port, b""
-    s.main = link("127.0.0.1", port, ChannelType.MAIN)
+    s.host, s.port, s.password = "127.0.0.1", h.port, b""
+    s.main = link("127.0.0.1", h.port, ChannelType.MAIN)
     s.main.auto_pong = False
     body = s.main.recv_until(MsgMain.INIT)
     s.init = MainInit(*struct.unpack("<8I", body[:32]))
@@ -352,8 +354,12 @@ def _slow_main_session(port: int) -> Session:
             pings += 1
             if len(body) > 12:
                 time.sleep(0.5)
+            read = h.call(h.server.stats)["messages_in"]
             s.main.send(MsgC.PONG, body[:12])
-    time.sleep(0.2)
+    deadline = time.monotonic() + 10
+    while h.call(h.server.stats)["messages_in"] <= read:
+        assert time.monotonic() < deadline, "the server never read the last PONG"
+        time.sleep(0.01)
     return s
 
 
@@ -362,7 +368,7 @@ def test_auto_wan_compression_follows_the_network_test():
     try:
         photo = bitmap(corpus.make("photo", T.SPICE_BITMAP_FMT_32BIT, 96, 64))
         text = bitmap(corpus.make("text", T.SPICE_BITMAP_FMT_32BIT, 256, 64))
-        s = _slow_main_session(h.port)
+        s = _slow_main_session(h)
         d = s.open_display(glz_window=1 << 22)
         d.pump(until=MsgDisplay.MARK)
         for img in (photo, text):
