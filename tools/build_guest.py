@@ -241,7 +241,7 @@ def _run(cmd: list[str], what: str, verbose: bool) -> None:
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip()
         raise BuildError(f"{what} failed:\n{detail}")
-    if proc.stderr.strip() and not verbose:
+    if proc.stderr.strip():  # compiler warnings, with or without -v
         log.warning("%s:\n%s", what, proc.stderr.rstrip())
 
 
