@@ -5,6 +5,7 @@ the IVT in real mode, and a halted guest that costs no host CPU."""
 from __future__ import annotations
 
 import resource
+import sys
 import threading
 import time
 
@@ -231,6 +232,47 @@ def test_run_on_vcpu_reaches_a_spinning_guest() -> None:
     m.cpu.request_stop(StopReason.SHUTDOWN)
     assert m.cpu.join(5) is not None
     assert result == [0x5151]
+
+
+def test_requests_to_a_halted_guest_are_never_left_waiting() -> None:
+    """A guest halted with IF=0 wakes for nothing but host requests.  Eight
+    threads post requests back to back for two seconds (with the GIL
+    switching as often as it can, to widen any gap between the vCPU
+    looking for requests and going back to sleep): requests keep being
+    served; one that slips into such a gap waits until another wakes the
+    vCPU, and when every poster is waiting, forever."""
+    m, _ = machine("""
+    cli
+1:  hlt
+    jmp 1b
+    """)
+    m.cpu.start()
+    served = [0]
+    stop = threading.Event()
+
+    def post() -> None:
+        while not stop.is_set():
+            m.cpu.run_on_vcpu(lambda: None)
+            served[0] += 1
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    posters = [threading.Thread(target=post, daemon=True) for _ in range(8)]
+    try:
+        for th in posters:
+            th.start()
+        last = served[0]
+        for _ in range(8):
+            time.sleep(0.25)
+            assert served[0] > last, "every request left waiting"
+            last = served[0]
+    finally:
+        stop.set()
+        sys.setswitchinterval(interval)
+        m.cpu.request_stop(StopReason.SHUTDOWN)
+        for th in posters:
+            th.join(5)
+    assert m.cpu.join(5) is not None
 
 
 def test_irq_raised_inside_the_guests_own_out_returns_to_the_guest() -> None:

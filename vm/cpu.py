@@ -354,10 +354,13 @@ class CPU:
     # ============================================================== the loop
     def _loop(self) -> None:
         while True:
+            # Cleared before looking at the requests, the stop and the
+            # controller: a wake-up that comes after this line is still set
+            # when a halted vCPU waits; one before it set state seen below.
+            self._wake.clear()
             self._service_requests()
             if self._stop is not None:
                 return
-            self._wake.clear()
             if self._try_inject():
                 continue
             if self._halted:
