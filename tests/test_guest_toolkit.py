@@ -164,3 +164,18 @@ def test_missing_multilib_is_one_clear_line(tree: Path, tmp_path: Path) -> None:
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "install gcc-multilib" in lines[0], proc.stderr
+
+
+def test_firmware_and_guests_build_without_warnings(tmp_path: Path) -> None:
+    """A clean build of everything (-Wall -Wextra) prints no compiler warning."""
+    build_or_skip(["hello"])
+    for part in ("guest", "roms"):
+        shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("build"))
+    (tmp_path / "tools").mkdir()
+    shutil.copy2(ROOT / "tools" / "build_guest.py", tmp_path / "tools" / "build_guest.py")
+    proc = build_tool(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" not in proc.stderr, proc.stderr
+    built = sorted(p.name for p in (tmp_path / "guest" / "build").glob("*.elf"))
+    assert "tests.elf" in built and "demo.elf" in built, built
+    assert (tmp_path / "roms" / "build" / "bios.bin").is_file()
