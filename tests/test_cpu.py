@@ -337,6 +337,75 @@ np_handler:
     assert values == [6 * 8 + 2 + 1]  # IDT bit, EXT bit
 
 
+def test_fault_delivering_a_fault_becomes_a_double_fault() -> None:
+    values, _ = run("""
+    mov $8, %eax
+    mov $df_handler, %ebx
+    mov $0x8E, %ecx
+    mov $0x08, %edx
+    call set_gate
+    mov $0x1238, %ax
+    mov %ax, %ds              # #GP, whose gate is missing: #NP, contributory too
+    """ + EXIT + """
+df_handler:
+    pop %eax
+    out %eax, $0xE0           # #DF's error code
+    """ + EXIT)
+    assert values == [0]
+
+
+def test_gate_of_the_wrong_type_raises_gp_with_idt_error_code() -> None:
+    values, _ = run("""
+    mov $13, %eax
+    mov $gp_handler, %ebx
+    mov $0x8E, %ecx
+    mov $0x08, %edx
+    call set_gate
+    mov $0x40, %eax
+    mov $0x8C, %ecx           # a call gate has no place in the IDT
+    call set_gate
+    int $0x40
+    """ + EXIT + """
+gp_handler:
+    pop %eax
+    out %eax, $0xE0
+    """ + EXIT)
+    assert values == [0x40 * 8 + 2]  # IDT bit; no EXT bit for a software int
+
+
+def test_trap_flag_single_steps_until_the_handler_clears_it() -> None:
+    values, _ = run("""
+    mov $1, %eax
+    mov $db_handler, %ebx
+    mov $0x8E, %ecx
+    mov $0x08, %edx
+    call set_gate
+    xor %edi, %edi
+    pushf
+    orl $0x100, (%esp)
+    popf
+    nop                       # the first trap comes after this one
+step2:
+    nop
+step3:
+    nop
+step4:
+    mov $step2, %eax
+    out %eax, $0xE0
+    """ + EXIT + """
+db_handler:
+    mov (%esp), %eax
+    out %eax, $0xE0           # return EIP: the next instruction
+    inc %edi
+    cmp $3, %edi
+    jne 1f
+    andl $~0x100, 8(%esp)     # stop stepping after three traps
+1:  iret
+    """)
+    step2 = values[3]
+    assert values[:3] == [step2, step2 + 1, step2 + 2]
+
+
 def test_ring3_int_switches_to_the_tss_stack() -> None:
     values, _ = run("""
     mov $0x80, %eax
