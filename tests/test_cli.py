@@ -141,6 +141,20 @@ def test_a_failed_start_removes_the_ticket_file(kernels: dict[str, Path], tmp_pa
     assert list(tmp_path.glob("*.vv")) == []
 
 
+def test_endless_kernel_file(kernels: dict[str, Path]) -> None:
+    # Reading stops at the guest's RAM size instead of exhausting the host's.
+    assert_one_sentence(spicevm("/dev/zero", "-m", "4"), "the kernel /dev/zero is larger than")
+    assert_one_sentence(spicevm(str(kernels["idle"]), "-m", "4", "-initrd", "/dev/zero"),
+                        "the initrd /dev/zero is larger than")
+
+
+def test_unwritable_vv_file_names_the_file(kernels: dict[str, Path], tmp_path: Path) -> None:
+    proc = spicevm(str(kernels["idle"]), "-serial", "none", "-spice", "port=0,addr=127.0.0.1",
+                   "-vv-file", str(tmp_path))
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip() == f"spicevm: cannot start: {tmp_path}: Is a directory"
+
+
 def test_unknown_command() -> None:
     proc = subprocess.run([sys.executable, "-m", "vm.cli", "fly"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)

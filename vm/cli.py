@@ -111,13 +111,25 @@ def _parse_memory(text: str) -> int:
     return mb
 
 
-def _read(path: str, what: str) -> bytes:
+def _read(path: str, what: str, limit_mb: int) -> bytes:
+    """The file's bytes; a file larger than ``limit_mb`` MiB (the guest's
+    RAM; /dev/zero is endless) is refused without reading all of it."""
+    chunks: list[bytes] = []
+    total = 0
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as f:
+            # In pieces: read(n) would allocate all n bytes up front.
+            while chunk := f.read(MiB):
+                total += len(chunk)
+                if total > limit_mb * MiB:
+                    raise UsageError(f"the {what} {path} is larger than the {limit_mb} MiB "
+                                     "of guest RAM")
+                chunks.append(chunk)
     except IsADirectoryError:
         raise UsageError(f"the {what} {path} is a directory, not a file") from None
     except OSError as exc:
         raise UsageError(f"cannot read the {what} {path}: {exc.strerror}") from None
+    return b"".join(chunks)
 
 
 def _load_build_tool() -> ModuleType:
@@ -199,14 +211,14 @@ def make_config(args: argparse.Namespace) -> BoardConfig:
         vdiport = True
 
     kernel_path = args.kernel
-    kernel = _read(kernel_path, "kernel") if kernel_path else None
-    initrd = _read(args.initrd, "initrd") if args.initrd else None
+    kernel = _read(kernel_path, "kernel", ram_mb) if kernel_path else None
+    initrd = _read(args.initrd, "initrd", ram_mb) if args.initrd else None
     if kernel is not None:
         info = _check_kernel(kernel, kernel_path, ram_mb, initrd)
     outputs = build_firmware([] if kernel_path else [DEFAULT_GUEST])
     if kernel is None:
         kernel_path = str(outputs[DEFAULT_GUEST])
-        kernel = _read(kernel_path, "kernel")
+        kernel = _read(kernel_path, "kernel", ram_mb)
         info = _check_kernel(kernel, kernel_path, ram_mb, initrd)
     del info
     bios = outputs["bios"].read_bytes()
@@ -258,7 +270,8 @@ def run(argv: list[str]) -> int:
         try:
             board.start()  # closes the board itself if it fails
         except OSError as exc:
-            raise RuntimeError(f"cannot start: {exc.strerror or exc}") from None
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise RuntimeError(f"cannot start: {where}{exc.strerror or exc}") from None
         if board.spice is not None:
             _say(f"SPICE listening on {board.spice.uri()}")
             if board.vv_path:
