@@ -40,6 +40,20 @@ def djpeg(data: bytes) -> np.ndarray:
     return np.frombuffer(rest[: w * h * 3], np.uint8).reshape(h, w, 3)
 
 
+def cjpeg(rgb: np.ndarray, quality: int, fast: bool) -> bytes:
+    """libjpeg-turbo's own encoding with spice-server's settings (the
+    defaults: 4:2:0, standard tables; quality forced to baseline)."""
+    exe = shutil.which("cjpeg")
+    if exe is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("cjpeg (Debian package libjpeg-turbo-progs) is required")
+        pytest.skip("cjpeg (Debian package libjpeg-turbo-progs) is not installed")
+    h, w, _ = rgb.shape
+    ppm = b"P6\n%d %d\n255\n" % (w, h) + rgb.tobytes()
+    args = [exe, "-quality", str(quality), "-baseline", "-dct", "fast" if fast else "int"]
+    return subprocess.run(args, input=ppm, capture_output=True, check=True).stdout
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
@@ -89,6 +103,38 @@ def test_stream_identical_to_libjpeg(w, h, quality, fast, length, digest) -> Non
     stream = jpeg_encode(synthetic(w, h), quality, fast_dct=fast)
     assert len(stream) == length
     assert hashlib.sha256(stream).hexdigest()[:32] == digest
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_identical_to_cjpeg(seed: int) -> None:
+    # random sizes (edge blocks, dummy blocks, odd rows), qualities, both DCTs,
+    # content from noise (long codes, 0xFF bytes to stuff) to smooth
+    rng = np.random.default_rng(seed)
+    for _ in range(8):
+        w, h = (int(v) for v in rng.integers(1, 120, 2))
+        quality, fast = int(rng.integers(1, 101)), bool(rng.integers(0, 2))
+        y, x = np.mgrid[0:h, 0:w]
+        smooth = np.stack([(x * 7 + y) % 256, (y * 3) % 256, (x * y) % 256], -1)
+        noise = rng.integers(0, 1 + 40 * int(rng.integers(0, 7)), (h, w, 3))
+        rgb = np.clip(smooth + noise, 0, 255).astype(np.uint8)
+        assert jpeg_encode(rgb, quality, fast_dct=fast) == cjpeg(rgb, quality, fast)
+
+
+def test_unaligned_and_padded_bitmaps_encode_alike() -> None:
+    # 32-bit pixels are read in place when aligned and converted otherwise
+    rgb, alpha = picture("photo", 50, 30, seed=4)
+    data, stride, _ = pack(rgb, alpha, SPICE_BITMAP_FMT_RGBA)
+    raw = bytes(np.asarray(data, np.uint8).reshape(-1))
+    shifted = np.frombuffer(b"\0" + raw, np.uint8)[1:]  # off by one byte
+    padded, pstride, _ = pack(rgb, alpha, SPICE_BITMAP_FMT_RGBA, pad=2)  # stride % 4 == 2
+    expected = jpeg_encode(rgb, 85)
+    assert jpeg_encode_bitmap(raw, 50, 30, stride, SPICE_BITMAP_FMT_RGBA, True) == expected
+    assert jpeg_encode_bitmap(shifted, 50, 30, stride, SPICE_BITMAP_FMT_RGBA, True) == expected
+    assert jpeg_encode_bitmap(padded, 50, 30, pstride, SPICE_BITMAP_FMT_RGBA, True) == expected
+    # the last row may end at its last pixel
+    wide, wstride, _ = pack(rgb, alpha, SPICE_BITMAP_FMT_RGBA, pad=8)
+    trimmed = np.asarray(wide, np.uint8).reshape(-1)[:-8]
+    assert jpeg_encode_bitmap(trimmed, 50, 30, wstride, SPICE_BITMAP_FMT_RGBA, True) == expected
 
 
 def test_stream_layout() -> None:

@@ -110,25 +110,38 @@ def jpeg_encode(
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected (height, width, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
     height, width = rgb.shape[:2]
+    return _encode(_pack(rgb[..., 0], rgb[..., 1], rgb[..., 2]), 0, width, width, height,
+                   quality, fast_dct, huffman_tables)
+
+
+def _encode(px: np.ndarray, start: int, step: int, width: int, height: int, quality: int,
+            fast_dct: bool, huffman_tables: bool) -> bytes:
+    """The JFIF stream of the image whose row ``y`` starts at ``px[start + y
+    * step]`` (read-only x8r8g8b8 words)."""
     if not (0 < width <= _MAX_SIDE and 0 < height <= _MAX_SIDE):
         raise ValueError(f"JPEG cannot hold a {width}x{height} image")
     div_luma, div_chroma = _divisors(quality, fast_dct)
-    rgb = np.ascontiguousarray(rgb).view()
-    rgb.flags.writeable = False  # one compiled kernel for every caller
-    luma, chroma = _k.color_planes(rgb, width, height)
-    scan = _k.jpeg_scan_kernel(
-        luma, chroma, width, height, div_luma, div_chroma, fast_dct, _HUFF, ZIGZAG,
-    )  # fmt: skip
+    scan = _k.encode_scan(px, start, step, width, height, div_luma, div_chroma, fast_dct, _HUFF,
+                          ZIGZAG)
     head = _cached_headers(width, height, quality, huffman_tables)
     return head + scan.tobytes() + b"\xff\xd9"
+
+
+def _pack(r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Channel planes as flat read-only x8r8g8b8 words."""
+    px = (r.astype(np.uint32) << 16) | (g.astype(np.uint32) << 8) | b
+    px = px.reshape(-1)
+    px.flags.writeable = False
+    return px
 
 
 # A video stream encodes every frame with one of a few qualities and one
 # size: the tables and headers are computed once for each.
 @functools.lru_cache(maxsize=64)
 def _divisors(quality: int, fast_dct: bool) -> tuple[np.ndarray, np.ndarray]:
-    out = (divisors(scaled_quant(LUMINANCE_QUANT, quality), fast_dct),
-           divisors(scaled_quant(CHROMINANCE_QUANT, quality), fast_dct))
+    # in zig-zag order, the order the kernel quantises in
+    out = tuple(np.ascontiguousarray(divisors(scaled_quant(base, quality), fast_dct)[:, ZIGZAG])
+                for base in (LUMINANCE_QUANT, CHROMINANCE_QUANT))
     for a in out:
         a.flags.writeable = False
     return out
@@ -146,10 +159,11 @@ _BPP = {
     SPICE_BITMAP_FMT_32BIT: 4,
     SPICE_BITMAP_FMT_RGBA: 4,
 }
-
-
-def _rows(pixels: np.ndarray | bytes, width: int, height: int, stride: int, fmt: int
-          ) -> np.ndarray:  # fmt: skip
+def _checked(pixels: np.ndarray | bytes, width: int, height: int, stride: int, fmt: int
+             ) -> np.ndarray:  # fmt: skip
+    """The bitmap's bytes as a flat read-only array, after checking that
+    they hold ``height`` rows of ``stride`` (the last one may stop at its
+    last pixel)."""
     bpp = _BPP.get(fmt)
     if bpp is None:
         raise ValueError(f"JPEG cannot encode SPICE bitmap format {fmt}")
@@ -158,9 +172,35 @@ def _rows(pixels: np.ndarray | bytes, width: int, height: int, stride: int, fmt:
     buf = byte_view(pixels)
     if buf.size < (height - 1) * stride + width * bpp:
         raise ValueError(f"{buf.size} bytes cannot hold {height} rows of {stride}")
+    return buf
+
+
+def _rows(pixels: np.ndarray | bytes, width: int, height: int, stride: int, fmt: int
+          ) -> np.ndarray:  # fmt: skip
+    buf = _checked(pixels, width, height, stride, fmt)
+    bpp = _BPP[fmt]
     if buf.size < height * stride:
         buf = np.concatenate([buf, np.zeros(height * stride - buf.size, np.uint8)])
     return buf[: height * stride].reshape(height, stride)[:, : width * bpp]
+
+
+def _source(pixels: np.ndarray | bytes, width: int, height: int, stride: int, fmt: int,
+            area: tuple[int, int, int, int], down: bool) -> tuple[np.ndarray, int, int]:
+    """(words, start, step) for the kernel: the (top, left, bottom, right)
+    ``area`` of a guest bitmap, its rows taken from the top of the area
+    down in memory (``down``) or from the bottom up.  32-bit pixels in
+    aligned memory are read where they lie; anything else is converted
+    first."""
+    top, left, bottom, right = area
+    buf = _checked(pixels, width, height, stride, fmt)
+    first = top if down else bottom - 1
+    if _BPP[fmt] == 4 and not buf.ctypes.data & 3 and not stride & 3:
+        px = buf[: buf.size & ~3].view(np.uint32)
+        px.flags.writeable = False
+        return px, first * (stride >> 2) + left, (stride >> 2) if down else -(stride >> 2)
+    rows = _rows(pixels, width, height, stride, fmt)[top:bottom]
+    rgb = _to_rgb(rows if down else rows[::-1], fmt)[:, left:right]
+    return _pack(rgb[..., 0], rgb[..., 1], rgb[..., 2]), 0, right - left
 
 
 def _to_rgb(rows: np.ndarray, fmt: int) -> np.ndarray:
@@ -208,8 +248,9 @@ def jpeg_encode_bitmap(
     dropped): the payload of a SPICE_IMAGE_TYPE_JPEG image, after its
     ``data_size`` field.  The reference server sends something else when
     this is longer than ``height * stride``; that choice is the caller's."""
-    rgb = bitmap_to_rgb(pixels, width, height, stride, fmt, top_down)
-    return jpeg_encode(rgb, quality, fast_dct=fast_dct)
+    px, start, step = _source(pixels, width, height, stride, fmt, (0, 0, height, width),
+                              top_down)
+    return _encode(px, start, step, width, height, quality, fast_dct, True)
 
 
 def mjpeg_encode_frame(
@@ -237,11 +278,10 @@ def mjpeg_encode_frame(
     top, left, bottom, right = src
     if not (0 <= left < right <= width and 0 <= top < bottom <= height):
         raise ValueError(f"stream area {src} outside a {width}x{height} bitmap")
-    rows = _rows(pixels, width, height, stride, fmt)
-    first = top if top_down else height - bottom
-    bpp = _BPP[fmt]
-    area = rows[first : first + bottom - top, left * bpp : right * bpp]
-    return jpeg_encode(_to_rgb(area, fmt), quality, fast_dct=True, huffman_tables=first_frame)
+    first = top if top_down else height - bottom  # the area's rows as they lie in memory
+    px, start, step = _source(pixels, width, height, stride, fmt,
+                              (first, left, first + bottom - top, right), True)
+    return _encode(px, start, step, right - left, bottom - top, quality, True, first_frame)
 
 
 class JpegAlpha(NamedTuple):

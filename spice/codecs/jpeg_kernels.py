@@ -7,12 +7,34 @@ fixed-point RGB -> YCbCr (16 fractional bits, Cb/Cr rounded with
 edge replication to whole blocks and MCUs, the accurate integer DCT (or the
 AAN fast DCT that the video encoder asks for), reciprocal quantisation, and
 Huffman coding with 0xFF byte stuffing.
+
+One kernel, :func:`encode_scan`, does all of it a row of MCUs (16 pixel
+rows) at a time, reading the guest's 32-bit pixels where they lie: nothing
+the size of the image is allocated besides the output, and the working set
+stays in the first-level caches.
+
+How it is written is about what numba's compiler vectorises:
+
+* colour conversion, subsampling, both DCT passes and the quantisation
+  are loops whose iterations are independent, over 32-bit values where
+  they cannot overflow, indexing views from 0 (with ``base + i`` numba
+  must allow for a negative index wrapping around, and the compiler then
+  gathers element by element);
+* the DCT runs on 16 blocks at once, coefficient-major (see LANES), so
+  that each butterfly step is one vector operation;
+* the Huffman coder visits only the non-zero coefficients, from a bit mask
+  the quantisation builds, and writes 32 bits at a time; its state lives
+  in locals, not in a small helper returning tuples (numba does not
+  inline such helpers when they take arrays, and every call then costs
+  atomic reference count updates).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 _FIX_0_29900 = 19595  # round(x * 2**16)
 _FIX_0_58700 = 38470
@@ -26,299 +48,490 @@ _ONE_HALF = 1 << 15
 _CBCR_OFFSET = 128 << 16
 
 
+@intrinsic
+def _cttz(typingctx, x):
+    """Trailing zero bits of a 64-bit integer (64 for 0)."""
+    if not isinstance(x, types.Integer) or x.bitwidth != 64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 0))
+    return types.int64(x), codegen
+
+
+@intrinsic
+def _ctlz(typingctx, x):
+    """Leading zero bits of a 64-bit integer (64 for 0)."""
+    if not isinstance(x, types.Integer) or x.bitwidth != 64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.ctlz(args[0], ir.Constant(ir.IntType(1), 0))
+    return types.int64(x), codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ycc(r, g, b, ybuf, cbp, crp, yi, ci):
+    """libjpeg's fixed-point Y, Cb, Cr of one pixel into ``ybuf[yi]``,
+    ``cbp[ci]`` and ``crp[ci]``.  32-bit arithmetic throughout (nothing
+    here overflows it) lets the compiler use twice as many vector lanes as
+    numba's default 64-bit."""
+    r = np.int32(r)
+    g = np.int32(g)
+    b = np.int32(b)
+    ybuf[yi] = np.int32(np.int32(_FIX_0_29900) * r + np.int32(_FIX_0_58700) * g
+                        + np.int32(_FIX_0_11400) * b + np.int32(_ONE_HALF)) >> np.int32(16)
+    cbp[ci] = np.int32(np.int32(-_FIX_0_16874) * r - np.int32(_FIX_0_33126) * g
+                       + np.int32(_FIX_0_50000) * b
+                       + np.int32(_CBCR_OFFSET + _ONE_HALF - 1)) >> np.int32(16)
+    crp[ci] = np.int32(np.int32(_FIX_0_50000) * r - np.int32(_FIX_0_41869) * g
+                       - np.int32(_FIX_0_08131) * b
+                       + np.int32(_CBCR_OFFSET + _ONE_HALF - 1)) >> np.int32(16)
+
+
 @njit(cache=True, nogil=True)
-def _convert_row(rgb, y, width, pw, out):
-    """Y, Cb, Cr of image row ``y`` into out[0..2, :pw], the last pixel
-    repeated past the right edge."""
+def _convert_row(px, o, width, pw, ybuf, cbp, crp, yo, co):
+    """Y, Cb, Cr of the ``width`` x8r8g8b8 pixels at ``px[o]`` into the
+    flat rows ``ybuf[yo:yo + pw]``, ``cbp[co:co + pw]`` and ``crp[co:co +
+    pw]``, the last pixel repeated past ``width``.
+
+    The loop indexes views from 0: with ``o + x`` numba must allow for a
+    negative index wrapping around, and the compiler then gathers and
+    scatters element by element instead of using whole vectors.  The
+    three outputs are different arrays so that one run-time overlap check
+    suffices."""
+    src = px[o:o + width]
+    y = ybuf[yo:yo + pw]
+    cb = cbp[co:co + pw]
+    cr = crp[co:co + pw]
     for x in range(width):
-        r = np.int32(rgb[y, x, 0])
-        g = np.int32(rgb[y, x, 1])
-        b = np.int32(rgb[y, x, 2])
-        out[0, x] = (_FIX_0_29900 * r + _FIX_0_58700 * g + _FIX_0_11400 * b + _ONE_HALF) >> 16
-        out[1, x] = (-_FIX_0_16874 * r - _FIX_0_33126 * g + _FIX_0_50000 * b
-                     + _CBCR_OFFSET + _ONE_HALF - 1) >> 16
-        out[2, x] = (_FIX_0_50000 * r - _FIX_0_41869 * g - _FIX_0_08131 * b
-                     + _CBCR_OFFSET + _ONE_HALF - 1) >> 16
-    for c in range(3):
-        for x in range(width, pw):
-            out[c, x] = out[c, width - 1]
+        p = src[x]
+        _ycc((p >> 16) & 0xFF, (p >> 8) & 0xFF, p & 0xFF, y, cb, cr, x, x)
+    for x in range(width, pw):
+        y[x] = y[width - 1]
+        cb[x] = cb[width - 1]
+        cr[x] = cr[width - 1]
 
 
 @njit(cache=True, nogil=True)
-def color_planes(rgb, width, height):
-    """YCbCr planes padded for 4:2:0 MCUs of 16x16 pixels.
-
-    Returns (luma, chroma): luma is (16*mcu_rows, 16*mcu_cols), chroma is
-    (2, 8*mcu_rows, 8*mcu_cols).  Pixels past the right and bottom edges
-    repeat the last column / row, before and after subsampling, as libjpeg
-    pads them."""
-    mcu_cols = (width + 15) // 16
-    mcu_rows = (height + 15) // 16
-    pw = mcu_cols * 16
-    cw = mcu_cols * 8
-    luma = np.empty((mcu_rows * 16, pw), np.int32)
-    chroma = np.empty((2, mcu_rows * 8, cw), np.int32)
-    pair = np.empty((2, 3, pw), np.int32)
-    half = (height + 1) // 2
-    for y2 in range(half):
-        for k in range(2):
-            # An odd last row is paired with itself.
-            _convert_row(rgb, min(2 * y2 + k, height - 1), width, pw, pair[k])
-            luma[2 * y2 + k] = pair[k, 0]
-        for c in range(2):
-            bias = 1
-            for x in range(cw):
-                chroma[c, y2, x] = (pair[0, c + 1, 2 * x] + pair[0, c + 1, 2 * x + 1]
-                                    + pair[1, c + 1, 2 * x] + pair[1, c + 1, 2 * x + 1]
-                                    + bias) >> 2
-                bias ^= 3
-    for y in range(2 * half, mcu_rows * 16):
-        luma[y] = luma[2 * half - 1]
-    for c in range(2):
-        for y in range(half, mcu_rows * 8):
-            chroma[c, y] = chroma[c, half - 1]
-    return luma, chroma
+def _downsample(pair, pw, cbuf, out):
+    """``pw // 2`` 2x2 averages of the two flat rows of ``pair`` into
+    ``cbuf[out:]``, with libjpeg's alternating 1, 2 rounding bias."""
+    cw = pw // 2
+    top = pair[:pw]
+    bottom = pair[pw:2 * pw]
+    dst = cbuf[out:out + cw]
+    for x in range(cw):
+        dst[x] = (top[2 * x] + top[2 * x + 1] + bottom[2 * x] + bottom[2 * x + 1]
+                  + 1 + (x & 1)) >> 2
 
 
-@njit(cache=True, nogil=True)
+# The transform works on 16 blocks at once, stored coefficient-major: in a
+# group of LANES blocks, coefficient k of block l is at k * LANES + l.  Each
+# step of the DCT and the quantisation is then the same operation on 16
+# neighbouring values, which the compiler turns into vector instructions.
+LANES = 16
+GROUP = 64 * LANES
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _descale(x, n):
     return (x + (1 << (n - 1))) >> n
 
 
-@njit(cache=True, nogil=True)
-def fdct_islow(ws):
-    """libjpeg's accurate integer DCT, in place; output scaled by 8."""
-    for p in range(2):
-        step = 8 if p == 0 else 1  # rows first, then columns
-        lane = 1 if p == 0 else 8
-        for k in range(8):
-            o = k * step
-            d0 = ws[o]
-            d1 = ws[o + lane]
-            d2 = ws[o + 2 * lane]
-            d3 = ws[o + 3 * lane]
-            d4 = ws[o + 4 * lane]
-            d5 = ws[o + 5 * lane]
-            d6 = ws[o + 6 * lane]
-            d7 = ws[o + 7 * lane]
-            tmp0 = d0 + d7
-            tmp7 = d0 - d7
-            tmp1 = d1 + d6
-            tmp6 = d1 - d6
-            tmp2 = d2 + d5
-            tmp5 = d2 - d5
-            tmp3 = d3 + d4
-            tmp4 = d3 - d4
-            tmp10 = tmp0 + tmp3
-            tmp13 = tmp0 - tmp3
-            tmp11 = tmp1 + tmp2
-            tmp12 = tmp1 - tmp2
-            # Pass 1 keeps 2 extra fraction bits, pass 2 removes them.
-            sh = 11 if p == 0 else 15
-            if p == 0:
-                ws[o] = (tmp10 + tmp11) << 2
-                ws[o + 4 * lane] = (tmp10 - tmp11) << 2
-            else:
-                ws[o] = _descale(tmp10 + tmp11, 2)
-                ws[o + 4 * lane] = _descale(tmp10 - tmp11, 2)
-            z1 = (tmp12 + tmp13) * 4433
-            ws[o + 2 * lane] = _descale(z1 + tmp13 * 6270, sh)
-            ws[o + 6 * lane] = _descale(z1 - tmp12 * 15137, sh)
-            z1 = tmp4 + tmp7
-            z2 = tmp5 + tmp6
-            z3 = tmp4 + tmp6
-            z4 = tmp5 + tmp7
-            z5 = (z3 + z4) * 9633
-            tmp4 *= 2446
-            tmp5 *= 16819
-            tmp6 *= 25172
-            tmp7 *= 12299
-            z1 *= -7373
-            z2 *= -20995
-            z3 = z3 * -16069 + z5
-            z4 = z4 * -3196 + z5
-            ws[o + 7 * lane] = _descale(tmp4 + z1 + z3, sh)
-            ws[o + 5 * lane] = _descale(tmp5 + z2 + z4, sh)
-            ws[o + 3 * lane] = _descale(tmp6 + z2 + z3, sh)
-            ws[o + lane] = _descale(tmp7 + z1 + z4, sh)
+@njit(cache=True, nogil=True, inline="always")
+def _islow_pass(t, base, step, first):
+    """One pass of libjpeg's accurate integer DCT over the eight values
+    ``t[base + i * step]`` of every lane, in place.  The first pass (rows)
+    keeps 2 extra fraction bits, the second (columns) removes them."""
+    sh = 11 if first else 15
+    for lane in range(LANES):
+        i = base + lane
+        d0 = np.int64(t[i])
+        d1 = np.int64(t[i + step])
+        d2 = np.int64(t[i + 2 * step])
+        d3 = np.int64(t[i + 3 * step])
+        d4 = np.int64(t[i + 4 * step])
+        d5 = np.int64(t[i + 5 * step])
+        d6 = np.int64(t[i + 6 * step])
+        d7 = np.int64(t[i + 7 * step])
+        tmp0 = d0 + d7
+        tmp7 = d0 - d7
+        tmp1 = d1 + d6
+        tmp6 = d1 - d6
+        tmp2 = d2 + d5
+        tmp5 = d2 - d5
+        tmp3 = d3 + d4
+        tmp4 = d3 - d4
+        tmp10 = tmp0 + tmp3
+        tmp13 = tmp0 - tmp3
+        tmp11 = tmp1 + tmp2
+        tmp12 = tmp1 - tmp2
+        if first:
+            t[i] = (tmp10 + tmp11) << 2
+            t[i + 4 * step] = (tmp10 - tmp11) << 2
+        else:
+            t[i] = _descale(tmp10 + tmp11, 2)
+            t[i + 4 * step] = _descale(tmp10 - tmp11, 2)
+        z1 = (tmp12 + tmp13) * 4433
+        t[i + 2 * step] = _descale(z1 + tmp13 * 6270, sh)
+        t[i + 6 * step] = _descale(z1 - tmp12 * 15137, sh)
+        z1 = tmp4 + tmp7
+        z2 = tmp5 + tmp6
+        z3 = tmp4 + tmp6
+        z4 = tmp5 + tmp7
+        z5 = (z3 + z4) * 9633
+        tmp4 *= 2446
+        tmp5 *= 16819
+        tmp6 *= 25172
+        tmp7 *= 12299
+        z1 *= -7373
+        z2 *= -20995
+        z3 = z3 * -16069 + z5
+        z4 = z4 * -3196 + z5
+        t[i + 7 * step] = _descale(tmp4 + z1 + z3, sh)
+        t[i + 5 * step] = _descale(tmp5 + z2 + z4, sh)
+        t[i + 3 * step] = _descale(tmp6 + z2 + z3, sh)
+        t[i + step] = _descale(tmp7 + z1 + z4, sh)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _mul8(x, c):
-    return (x * c) >> 8
+    return np.int32(np.int32(x) * np.int32(c)) >> np.int32(8)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ifast_pass(t, base, step):
+    """One pass of the AAN fast integer DCT (8-bit constants, truncating)
+    over the eight values ``t[base + i * step]`` of every lane, in place.
+    Its values fit 32-bit arithmetic, which doubles the vector lanes."""
+    for lane in range(LANES):
+        i = base + lane
+        d0 = t[i]
+        d1 = t[i + step]
+        d2 = t[i + 2 * step]
+        d3 = t[i + 3 * step]
+        d4 = t[i + 4 * step]
+        d5 = t[i + 5 * step]
+        d6 = t[i + 6 * step]
+        d7 = t[i + 7 * step]
+        tmp0 = np.int32(d0 + d7)
+        tmp7 = np.int32(d0 - d7)
+        tmp1 = np.int32(d1 + d6)
+        tmp6 = np.int32(d1 - d6)
+        tmp2 = np.int32(d2 + d5)
+        tmp5 = np.int32(d2 - d5)
+        tmp3 = np.int32(d3 + d4)
+        tmp4 = np.int32(d3 - d4)
+        tmp10 = np.int32(tmp0 + tmp3)
+        tmp13 = np.int32(tmp0 - tmp3)
+        tmp11 = np.int32(tmp1 + tmp2)
+        tmp12 = np.int32(tmp1 - tmp2)
+        t[i] = tmp10 + tmp11
+        t[i + 4 * step] = tmp10 - tmp11
+        z1 = _mul8(tmp12 + tmp13, 181)
+        t[i + 2 * step] = tmp13 + z1
+        t[i + 6 * step] = tmp13 - z1
+        tmp10 = np.int32(tmp4 + tmp5)
+        tmp11 = np.int32(tmp5 + tmp6)
+        tmp12 = np.int32(tmp6 + tmp7)
+        z5 = _mul8(tmp10 - tmp12, 98)
+        z2 = np.int32(_mul8(tmp10, 139) + z5)
+        z4 = np.int32(_mul8(tmp12, 334) + z5)
+        z3 = _mul8(tmp11, 181)
+        z11 = np.int32(tmp7 + z3)
+        z13 = np.int32(tmp7 - z3)
+        t[i + 5 * step] = z13 + z2
+        t[i + 3 * step] = z13 - z2
+        t[i + step] = z11 + z4
+        t[i + 7 * step] = z11 - z4
 
 
 @njit(cache=True, nogil=True)
-def fdct_ifast(ws):
-    """The AAN fast integer DCT (8-bit constants, truncating), in place."""
-    for p in range(2):
-        step = 8 if p == 0 else 1
-        lane = 1 if p == 0 else 8
-        for k in range(8):
-            o = k * step
-            d0 = ws[o]
-            d1 = ws[o + lane]
-            d2 = ws[o + 2 * lane]
-            d3 = ws[o + 3 * lane]
-            d4 = ws[o + 4 * lane]
-            d5 = ws[o + 5 * lane]
-            d6 = ws[o + 6 * lane]
-            d7 = ws[o + 7 * lane]
-            tmp0 = d0 + d7
-            tmp7 = d0 - d7
-            tmp1 = d1 + d6
-            tmp6 = d1 - d6
-            tmp2 = d2 + d5
-            tmp5 = d2 - d5
-            tmp3 = d3 + d4
-            tmp4 = d3 - d4
-            tmp10 = tmp0 + tmp3
-            tmp13 = tmp0 - tmp3
-            tmp11 = tmp1 + tmp2
-            tmp12 = tmp1 - tmp2
-            ws[o] = tmp10 + tmp11
-            ws[o + 4 * lane] = tmp10 - tmp11
-            z1 = _mul8(tmp12 + tmp13, 181)
-            ws[o + 2 * lane] = tmp13 + z1
-            ws[o + 6 * lane] = tmp13 - z1
-            tmp10 = tmp4 + tmp5
-            tmp11 = tmp5 + tmp6
-            tmp12 = tmp6 + tmp7
-            z5 = _mul8(tmp10 - tmp12, 98)
-            z2 = _mul8(tmp10, 139) + z5
-            z4 = _mul8(tmp12, 334) + z5
-            z3 = _mul8(tmp11, 181)
-            z11 = tmp7 + z3
-            z13 = tmp7 - z3
-            ws[o + 5 * lane] = z13 + z2
-            ws[o + 3 * lane] = z13 - z2
-            ws[o + lane] = z11 + z4
-            ws[o + 7 * lane] = z11 - z4
-
-
-@njit(cache=True, nogil=True)
-def _block(plane, by, bx, div, fast, ws, coef):
-    """Level-shift, transform and quantise one 8x8 block into ``coef``."""
+def _transform_group(t, q, masks, m0, div, fast, zigzag):
+    """DCT and quantise the LANES level-shifted blocks in ``t`` (one
+    group), rows first, then columns: quantised values go to ``q`` in
+    zig-zag order (``div`` is in that order too), and ``masks[m0 + l]`` gets
+    a bit for each non-zero coefficient of block ``l``."""
     for r in range(8):
+        if fast:
+            _ifast_pass(t, 8 * r * LANES, LANES)
+        else:
+            _islow_pass(t, 8 * r * LANES, LANES, True)
+    for c in range(8):
+        if fast:
+            _ifast_pass(t, c * LANES, 8 * LANES)
+        else:
+            _islow_pass(t, c * LANES, 8 * LANES, False)
+    m = masks[m0:m0 + LANES]
+    for lane in range(LANES):
+        m[lane] = 0
+    for k in range(64):
+        src = t[zigzag[k] * LANES:zigzag[k] * LANES + LANES]
+        dst = q[k * LANES:k * LANES + LANES]
+        recip = np.int32(div[0, k])
+        corr = np.int32(div[1, k])
+        shift = np.int32(div[2, k])
+        bit = np.int64(1) << k
+        for lane in range(LANES):
+            x = src[lane]
+            a = -x if x < 0 else x
+            # (|x| + corr) * recip stays below 2**31, as in libjpeg-turbo
+            v = np.int32(np.int32(a + corr) * recip) >> shift
+            dst[lane] = -v if x < 0 else v
+            m[lane] |= bit if v != 0 else 0
+
+
+@njit(cache=True, nogil=True)
+def _load_block(plane, base, stride, t, lane):
+    """The 8x8 block at ``plane[base]`` (rows ``stride`` apart), level
+    shifted, into lane ``lane`` of the group ``t``."""
+    for r in range(8):
+        row = base + r * stride
         for c in range(8):
-            ws[r * 8 + c] = plane[by * 8 + r, bx * 8 + c] - 128
-    if fast:
-        fdct_ifast(ws)
-    else:
-        fdct_islow(ws)
-    for i in range(64):
-        x = ws[i]
-        a = -x if x < 0 else x
-        q = ((a + div[1, i]) * div[0, i]) >> div[2, i]
-        coef[i] = -q if x < 0 else q
+            t[(8 * r + c) * LANES + lane] = plane[row + c] - 128
 
 
 @njit(cache=True, nogil=True)
-def _emit(out, pos, acc, nbits, bits, length):
-    """Append ``length`` (<= 27) bits to ``acc`` (holding ``nbits`` < 8) and
-    write out whole bytes, each 0xFF followed by a stuffed zero."""
-    acc = (acc << length) | bits
-    nbits += length
-    while nbits >= 8:
-        nbits -= 8
-        byte = (acc >> nbits) & 0xFF
-        out[pos] = byte
-        pos += 1
-        if byte == 0xFF:
-            out[pos] = 0
-            pos += 1
-    return pos, acc & ((1 << nbits) - 1), nbits
+def _load_blocks(plane, base, stride, t):
+    """LANES horizontally adjacent blocks, the first at ``plane[base]``,
+    level shifted into the group ``t``.  Each row of eight values per
+    block is one interleaved load the compiler does with vector shuffles."""
+    for r in range(8):
+        src = plane[base + r * stride:base + r * stride + 8 * LANES]
+        dst = t[8 * r * LANES:8 * (r + 1) * LANES]
+        for lane in range(LANES):
+            dst[lane] = src[8 * lane] - 128
+            dst[LANES + lane] = src[8 * lane + 1] - 128
+            dst[2 * LANES + lane] = src[8 * lane + 2] - 128
+            dst[3 * LANES + lane] = src[8 * lane + 3] - 128
+            dst[4 * LANES + lane] = src[8 * lane + 4] - 128
+            dst[5 * LANES + lane] = src[8 * lane + 5] - 128
+            dst[6 * LANES + lane] = src[8 * lane + 6] - 128
+            dst[7 * LANES + lane] = src[8 * lane + 7] - 128
 
 
 @njit(cache=True, nogil=True)
-def _magnitude(v):
-    """(bit count of |v|, the bits sent for v): negatives go as v - 1 in
-    that many bits (ones' complement)."""
-    a = -v if v < 0 else v
-    n = 0
-    while a:
-        n += 1
-        a >>= 1
-    if v < 0:
-        v -= 1
-    return n, v & ((1 << n) - 1)
+def _transform_row(ybuf, cbuf, mcu_cols, my, y_bw, y_bh, div_y, div_c, fast, zigzag, t, q,
+                   masks):
+    """Quantised coefficients of the MCU row's blocks into ``q`` (groups of
+    LANES blocks, see :func:`lane_of`): the luma blocks, a block row at a
+    time, then Cb and Cr."""
+    pw = 16 * mcu_cols
+    cw = 8 * mcu_cols
+    nluma = 4 * mcu_cols
+    chroma0 = (nluma + LANES - 1) // LANES * LANES
+    total = chroma0 + (2 * mcu_cols + LANES - 1) // LANES * LANES
+    for g in range(total // LANES):
+        g0 = g * LANES
+        tg = t[:GROUP]
+        last = g0 + LANES - 1
+        if last < nluma and g0 // (2 * mcu_cols) == last // (2 * mcu_cols):
+            yi, bx = divmod(g0, 2 * mcu_cols)  # the whole group in one block row
+            _load_blocks(ybuf, 8 * yi * pw + 8 * bx, pw, tg)
+        elif (chroma0 <= g0 and last < chroma0 + 2 * mcu_cols
+              and (g0 - chroma0) // mcu_cols == (last - chroma0) // mcu_cols):
+            c, mx = divmod(g0 - chroma0, mcu_cols)
+            _load_blocks(cbuf, 8 * c * cw + 8 * mx, cw, tg)
+        else:  # block by block
+            for lane in range(LANES):
+                b = g0 + lane
+                if b < nluma:
+                    yi, bx = divmod(b, 2 * mcu_cols)
+                    _load_block(ybuf, 8 * yi * pw + 8 * bx, pw, tg, lane)
+                elif chroma0 <= b < chroma0 + 2 * mcu_cols:
+                    c, mx = divmod(b - chroma0, mcu_cols)
+                    _load_block(cbuf, 8 * c * cw + 8 * mx, cw, tg, lane)
+                else:
+                    for k in range(64):
+                        tg[k * LANES + lane] = 0
+        _transform_group(tg, q[g * GROUP:(g + 1) * GROUP], masks, g0,
+                         div_y if g0 < chroma0 else div_c, fast, zigzag)
+    # Blocks wholly outside the image carry only the DC of the block before
+    # them (the one to the left, or for a missing bottom row the top-right
+    # block of the MCU).
+    for mx in range(mcu_cols):
+        for yi in range(2):
+            for xi in range(2):
+                by = 2 * my + yi
+                bx = 2 * mx + xi
+                if by < y_bh and bx < y_bw:
+                    continue
+                b = yi * 2 * mcu_cols + bx
+                src = b - 1 if by < y_bh else 2 * mx + 1
+                o = b // LANES * GROUP + b % LANES
+                dc = q[src // LANES * GROUP + src % LANES]
+                for k in range(64):
+                    q[o + k * LANES] = 0
+                q[o] = dc
+                masks[b] = 0
 
 
 @njit(cache=True, nogil=True)
-def _huffman_block(coef, last_dc, dc_code, dc_size, ac_code, ac_size, zigzag, out, pos, acc,
-                   nbits):
-    """Append one block's codes; returns (pos, acc, nbits)."""
-    n, bits = _magnitude(coef[0] - last_dc)
-    pos, acc, nbits = _emit(out, pos, acc, nbits, (dc_code[n] << n) | bits, dc_size[n] + n)
-    run = 0
-    for k in range(1, 64):
-        v = coef[zigzag[k]]
-        if v == 0:
-            run += 1
-            continue
-        while run > 15:  # sixteen zeros
-            pos, acc, nbits = _emit(out, pos, acc, nbits, ac_code[0xF0], ac_size[0xF0])
-            run -= 16
-        n, bits = _magnitude(v)
-        sym = (run << 4) | n
-        pos, acc, nbits = _emit(out, pos, acc, nbits, (ac_code[sym] << n) | bits,
-                                ac_size[sym] + n)
-        run = 0
-    if run > 0:  # end of block
-        pos, acc, nbits = _emit(out, pos, acc, nbits, ac_code[0], ac_size[0])
-    return pos, acc, nbits
+def lane_of(mcu_cols, mx, blk):
+    """Where block ``blk`` (0-3 luma, 4 Cb, 5 Cr) of MCU ``mx`` lies in the
+    transform's output: luma blocks in two block rows of ``2 * mcu_cols``,
+    then, from the next whole group, Cb and Cr."""
+    if blk < 4:
+        return (blk >> 1) * 2 * mcu_cols + 2 * mx + (blk & 1)
+    chroma0 = (4 * mcu_cols + LANES - 1) // LANES * LANES
+    return chroma0 + (blk - 4) * mcu_cols + mx
 
 
 @njit(cache=True, nogil=True)
-def jpeg_scan_kernel(luma, chroma, width, height, div_y, div_c, fast, huff, zigzag):
-    """Entropy-coded data of a 4:2:0 scan (without markers).
+def _entropy_row(q, masks, mcu_cols, huff, state, codes, lengths, out):
+    """Huffman-code the MCU row's blocks, whose quantised coefficients the
+    transform left in ``q`` (``masks`` marks the non-zero ones), onto
+    ``out`` in scan order: four luma blocks, then Cb and Cr, per MCU.
+    ``state`` carries (output position, bit accumulator, bits in it, last
+    DC of Y, Cb, Cr) from one MCU row to the next.
 
+    Each block's codes are gathered first and written by one loop: the bits
+    go out 32 at a time, each 0xFF byte followed by a stuffed zero."""
+    pos = state[0]
+    acc = state[1]
+    nacc = state[2]
+    for b in range(6 * mcu_cols):
+        blk = b % 6
+        comp = 0 if blk < 4 else blk - 3
+        t = 0 if comp == 0 else 4
+        lane = lane_of(mcu_cols, b // 6, blk)
+        o = lane // LANES * GROUP + lane % LANES
+        # DC difference, then the AC coefficients as (zero run, size) symbols;
+        # a value goes as its low n bits, negatives as value - 1
+        dc = np.int64(q[o])
+        diff = dc - state[3 + comp]
+        state[3 + comp] = dc
+        n = 64 - _ctlz(-diff if diff < 0 else diff)
+        v = diff - 1 if diff < 0 else diff
+        codes[0] = (huff[t, n] << n) | (v & ((1 << n) - 1))
+        lengths[0] = huff[t + 1, n] + n
+        ns = 1
+        last = 0
+        m = masks[lane] & ~np.int64(1)
+        while m != 0:
+            k = _cttz(m)
+            m &= m - 1
+            run = k - last - 1
+            while run > 15:  # sixteen zeros
+                codes[ns] = huff[t + 2, 0xF0]
+                lengths[ns] = huff[t + 3, 0xF0]
+                ns += 1
+                run -= 16
+            x = np.int64(q[o + k * LANES])
+            n = 64 - _ctlz(-x if x < 0 else x)
+            v = x - 1 if x < 0 else x
+            sym = (run << 4) | n
+            codes[ns] = (huff[t + 2, sym] << n) | (v & ((1 << n) - 1))
+            lengths[ns] = huff[t + 3, sym] + n
+            ns += 1
+            last = k
+        if last < 63:  # end of block
+            codes[ns] = huff[t + 2, 0]
+            lengths[ns] = huff[t + 3, 0]
+            ns += 1
+        for i in range(ns):
+            acc = (acc << lengths[i]) | codes[i]
+            nacc += lengths[i]
+            if nacc >= 32:
+                nacc -= 32
+                word = (acc >> nacc) & 0xFFFFFFFF
+                acc &= (1 << nacc) - 1
+                inv = word ^ 0xFFFFFFFF
+                if ((inv - 0x01010101) & ~inv & 0x80808080) == 0:  # no 0xFF byte
+                    out[pos] = word >> 24
+                    out[pos + 1] = (word >> 16) & 0xFF
+                    out[pos + 2] = (word >> 8) & 0xFF
+                    out[pos + 3] = word & 0xFF
+                    pos += 4
+                else:
+                    for j in range(4):
+                        byte = (word >> (24 - 8 * j)) & 0xFF
+                        out[pos] = byte
+                        pos += 1
+                        if byte == 0xFF:
+                            out[pos] = 0
+                            pos += 1
+    state[0] = pos
+    state[1] = acc
+    state[2] = nacc
+
+
+@njit(cache=True, nogil=True)
+def _mcu_row(px, start, step, width, height, my, pw, ybuf, cbp, crp, cbuf):
+    """Colour-convert and subsample the 16 pixel rows of MCU row ``my``
+    into ``ybuf`` (16 flat luma rows of ``pw``) and ``cbuf`` (8 rows of Cb,
+    then 8 of Cr, of ``pw // 2``).  Rows past the bottom repeat the last
+    one, before subsampling (an odd last row pairs with itself) and after
+    (as libjpeg pads).  The buffers are flat and rows are passed as offsets;
+    the functions that loop over a row take their views of it."""
+    cw = pw // 2
+    half = (height + 1) // 2  # chroma rows holding image data
+    for k in range(8):
+        y2 = my * 8 + k
+        if y2 < half:
+            for j in range(2):
+                y = min(2 * y2 + j, height - 1)
+                _convert_row(px, start + y * step, width, pw, ybuf, cbp, crp, (2 * k + j) * pw,
+                             j * pw)
+            _downsample(cbp, pw, cbuf, k * cw)
+            _downsample(crp, pw, cbuf, (8 + k) * cw)
+        else:
+            last = half - 1 - my * 8
+            src = (2 * last + 1) * pw
+            for j in range(2):
+                ybuf[(2 * k + j) * pw:(2 * k + j + 1) * pw] = ybuf[src:src + pw]
+            for c in range(2):
+                o = (8 * c + last) * cw
+                cbuf[(8 * c + k) * cw:(8 * c + k + 1) * cw] = cbuf[o:o + cw]
+
+
+@njit(cache=True, nogil=True)
+def encode_scan(px, start, step, width, height, div_y, div_c, fast, huff, zigzag):
+    """Entropy-coded data (without markers) of a 4:2:0 scan of the
+    x8r8g8b8 pixels (uint32) whose image row ``y`` starts at ``px[start +
+    y * step]``.
+
+    ``div_y``/``div_c`` are the quantisation divisors in zig-zag order;
     ``huff`` rows: DC luma code, size, AC luma code, size, DC chroma code,
     size, AC chroma code, size (each indexed by symbol)."""
     mcu_cols = (width + 15) // 16
     mcu_rows = (height + 15) // 16
     y_bw = (width + 7) // 8
     y_bh = (height + 7) // 8
-    out = np.empty(mcu_cols * mcu_rows * 6 * 64 + 4096, np.uint8)
-    pos = 0
-    acc = 0
-    nbits = 0
-    ws = np.empty(64, np.int64)
-    coef = np.empty((6, 64), np.int64)
-    last_dc = np.zeros(3, np.int64)
+    pw = mcu_cols * 16
+    ybuf = np.empty(16 * pw, np.int32)
+    cbp = np.empty(2 * pw, np.int32)  # a pair of rows of Cb
+    crp = np.empty(2 * pw, np.int32)
+    cbuf = np.empty(8 * pw, np.int32)  # eight subsampled rows of Cb, eight of Cr
+    groups = (4 * mcu_cols + LANES - 1) // LANES + (2 * mcu_cols + LANES - 1) // LANES
+    t = np.empty(GROUP, np.int32)
+    q = np.empty(groups * GROUP, np.int32)
+    masks = np.empty(groups * LANES, np.int64)
+    codes = np.empty(128, np.int64)
+    lengths = np.empty(128, np.int64)
+    state = np.zeros(6, np.int64)
+    # Worst case per block: 27 + 63 * 26 bits, every byte stuffed.
+    out = np.empty(mcu_cols * mcu_rows * 6 * 420 + 16, np.uint8)
     for my in range(mcu_rows):
-        for mx in range(mcu_cols):
-            # Worst case per block: 27 + 63 * 26 bits, every byte stuffed.
-            if pos + 6 * 420 + 2 > out.shape[0]:
-                bigger = np.empty(out.shape[0] * 2, np.uint8)
-                bigger[:pos] = out[:pos]
-                out = bigger
-            for yi in range(2):
-                for xi in range(2):
-                    blk = yi * 2 + xi
-                    by = 2 * my + yi
-                    bx = 2 * mx + xi
-                    if by < y_bh and bx < y_bw:
-                        _block(luma, by, bx, div_y, fast, ws, coef[blk])
-                    else:
-                        # Blocks wholly outside the image carry only the DC
-                        # of the block before them (the one to the left, or
-                        # for a missing bottom row the top-right block).
-                        coef[blk, :] = 0
-                        src = blk - 1 if by < y_bh else 1
-                        coef[blk, 0] = coef[src, 0]
-            _block(chroma[0], my, mx, div_c, fast, ws, coef[4])
-            _block(chroma[1], my, mx, div_c, fast, ws, coef[5])
-            for blk in range(6):
-                comp = 0 if blk < 4 else blk - 3
-                t = 0 if comp == 0 else 4
-                pos, acc, nbits = _huffman_block(coef[blk], last_dc[comp], huff[t], huff[t + 1],
-                                                 huff[t + 2], huff[t + 3], zigzag, out, pos, acc,
-                                                 nbits)
-                last_dc[comp] = coef[blk, 0]
-    if nbits > 0:
+        _mcu_row(px, start, step, width, height, my, pw, ybuf, cbp, crp, cbuf)
+        _transform_row(ybuf, cbuf, mcu_cols, my, y_bw, y_bh, div_y, div_c, fast, zigzag, t, q,
+                       masks)
+        _entropy_row(q, masks, mcu_cols, huff, state, codes, lengths, out)
+    pos = state[0]
+    acc = state[1]
+    nacc = state[2]
+    while nacc >= 8:  # whole bytes still in the accumulator
+        nacc -= 8
+        byte = (acc >> nacc) & 0xFF
+        out[pos] = byte
+        pos += 1
+        if byte == 0xFF:
+            out[pos] = 0
+            pos += 1
+    if nacc > 0:
         # Pad the last byte with one bits.
-        byte = ((acc << (8 - nbits)) | ((1 << (8 - nbits)) - 1)) & 0xFF
+        byte = ((acc << (8 - nacc)) | ((1 << (8 - nacc)) - 1)) & 0xFF
         out[pos] = byte
         pos += 1
         if byte == 0xFF:
