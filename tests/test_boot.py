@@ -144,3 +144,15 @@ def test_vdiport_device_is_on_the_bus(firmware: dict[str, Path]) -> None:
     devices = device_list(proc.stdout)
     assert devices["00:02.0"][:2] == ("1b36:0105", "078000"), proc.stdout
     assert [b[:2] for b in devices["00:02.0"][3]] == [("bar0", "io"), ("bar1", "mem")]
+
+
+def test_closing_a_running_board_stops_its_vcpu(firmware: dict[str, Path]) -> None:
+    kernel = multiboot_kernel("1: jmp 1b\n")
+    board = Board(BoardConfig(bios=firmware["bios"].read_bytes(), kernel=kernel,
+                              serial="none"))
+    board.start()
+    time.sleep(0.2)
+    board.close()  # without wait(): a caller that gives up early
+    stop = board.cpu.join(0)
+    assert stop is not None and stop.reason is StopReason.SHUTDOWN
+    assert not [t for t in threading.enumerate() if t.name.startswith("vcpu")]

@@ -63,6 +63,7 @@ BIOS_ISA_BASE = 0xE0000
 COM1 = (0x3F8, 4)
 DEBUG_EXIT = (0xF4, 4)
 GIL_SWITCH_INTERVAL = 0.0005  # seconds; see Board.__init__
+_CLOSE_TIMEOUT = 5.0  # seconds close() waits for a running vCPU to stop
 
 
 def ram_split(ram_size: int) -> tuple[int, int]:
@@ -220,10 +221,17 @@ class Board:
         self.core.call_soon(lambda: None)  # wake the loop so run() notices
 
     def close(self) -> None:
-        """Release the host side (terminal, window, SPICE, files); idempotent."""
+        """Release the host side (terminal, window, SPICE, files); idempotent.
+        A vCPU still running is stopped first: nothing of the machine may
+        keep running against a closed event loop."""
         if self._closed:
             return
         self._closed = True
+        if self.cpu.running:
+            self.cpu.request_stop(StopReason.SHUTDOWN, message="the machine was closed")
+            if self.cpu.join(_CLOSE_TIMEOUT) is None:
+                log.warning("the vCPU did not stop within %.0f s of closing the machine",
+                            _CLOSE_TIMEOUT)
         self.serial.close()
         if self.display is not None:
             self.display.close()

@@ -234,6 +234,7 @@ class CPU:
                 self._poll_cv.notify_all()
             with self._req_lock:
                 self._vcpu_ident = None
+            self._poller.join()  # it ends once _stop is set, which it is by now
             self._fail_requests()
         stop = self._stop
         assert stop is not None
@@ -243,7 +244,10 @@ class CPU:
         return stop
 
     def join(self, timeout: float | None = None) -> CPUStop | None:
-        """Wait for the CPU to stop; returns why (None on timeout)."""
+        """Wait for the CPU to stop; returns why (None on timeout).  On the
+        vCPU thread itself it does not wait: it returns the stop, if any."""
+        if self._on_vcpu_thread() or threading.current_thread() is self._thread:
+            return self._stop
         if not self._stopped.wait(timeout):
             return None
         if self._thread is not None:
@@ -253,6 +257,11 @@ class CPU:
     @property
     def stop_info(self) -> CPUStop | None:
         return self._stop
+
+    @property
+    def running(self) -> bool:
+        """Started and not yet stopped for good."""
+        return self._thread is not None and not self._stopped.is_set()
 
     def request_stop(self, reason: StopReason, status: int = 0, message: str = "") -> None:
         """Stop the CPU for good (any thread).  The first request wins."""
