@@ -31,6 +31,11 @@ Unicorn facts this module relies on (Unicorn 2.1):
 * Mapping calls are not thread-safe against a running ``emu_start`` on
   another thread, so a mapping change requested off the vCPU thread while
   the CPU runs is handed to the vCPU thread (``run_on_vcpu``) and waited for.
+* Guest stores invalidate translated code they overwrite; host writes into
+  a mapped array (``ram_view``, device rings) do not.  Nothing needs them
+  to: the BIOS copies the kernel in with ``in`` instructions and its own
+  stores, and devices write only data.  A device that ever copies code
+  into RAM (fw_cfg DMA, say) must use :meth:`GuestMemory.write`.
 """
 
 from __future__ import annotations
