@@ -60,12 +60,12 @@ Unicorn facts (2.1) established for this module
 * On UC_ERR_*_UNMAPPED errors EIP may also be the start of the block.
 * Every vector-6 event (``ud2`` and ``int $6``) first goes to
   ``UC_HOOK_INSN_INVALID``.  Returning True there passes it on to
-  ``UC_HOOK_INTR`` in 2.1.1, but in 2.1.4 drops it and resumes at the
-  faulting instruction, forever; which one this engine does is probed
+  ``UC_HOOK_INTR`` in 2.1.1, but from 2.1.2 on drops it and resumes at
+  the faulting instruction, forever; which one this engine does is probed
   once, and in the second case the invalid-opcode hook delivers vector 6
   itself.
-* The default CPU model is qemu64 in 2.1.1 and Haswell in 2.1.4 (other
-  CPUID, CR4 bits at creation): the model is set explicitly.
+* The default CPU model is qemu64 up to 2.1.2 and Haswell from 2.1.3 on
+  (other CPUID, CR4 bits at creation): the model is set explicitly.
 * ``hlt`` ends ``emu_start`` normally with EIP after the ``hlt``; the
   next ``emu_start`` clears Unicorn's halted state itself.
 * An IN/OUT hook round trip costs about 0.15 us with a bare ctypes

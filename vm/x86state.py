@@ -331,7 +331,7 @@ def invalid_opcode_reaches_intr_hook() -> bool:
 
     Unicorn asks that hook first about every vector-6 event (``ud2`` and
     ``int $6`` alike).  Up to 2.1.1 True means "not fatal" and the event
-    goes on to the interrupt hook; from 2.1.4 True means "handled": the
+    goes on to the interrupt hook; from 2.1.2 True means "handled": the
     engine drops the exception and resumes at EIP, which still points at
     the faulting instruction (for ``int $6``: at the ``int``).  Found by
     running ``ud2`` on a probe engine whose invalid-opcode hook moves EIP to
