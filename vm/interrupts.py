@@ -31,8 +31,8 @@ Unicorn facts used here:
   (clear CR0.PE, load SS, restore CR0) to drop CPL before SS and CS are
   loaded from their descriptors.
 * Writing CR2 with ``reg_write`` also overwrites CR3 in Unicorn 2.1.1
-  (it routes CR1-CR3 through ``cpu_x86_update_cr3``; 2.1.4 no longer
-  does); CR3 is written back afterwards.
+  (it routes CR1-CR3 through ``cpu_x86_update_cr3``; 2.1.2 and later do
+  not); CR3 is written back afterwards.
 * Writing EIP from the hook makes Unicorn leave the current block and
   continue at the new EIP.
 """
