@@ -156,3 +156,14 @@ def test_closing_a_running_board_stops_its_vcpu(firmware: dict[str, Path]) -> No
     stop = board.cpu.join(0)
     assert stop is not None and stop.reason is StopReason.SHUTDOWN
     assert not [t for t in threading.enumerate() if t.name.startswith("vcpu")]
+
+
+def test_a_board_that_cannot_be_built_leaves_no_fds_open(firmware: dict[str, Path],
+                                                         tmp_path: Path) -> None:
+    config = BoardConfig(bios=firmware["bios"].read_bytes(),
+                         serial=f"file:{tmp_path}/missing/serial.txt")
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        with pytest.raises(ValueError, match="cannot open serial output file"):
+            Board(config)
+    assert len(os.listdir("/proc/self/fd")) == before

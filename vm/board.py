@@ -108,6 +108,13 @@ class Board:
         self.config = config
         self._own_core = core is None
         self.core = core or Core()
+        try:
+            self._build(config)
+        except BaseException:
+            self._release_partial()
+            raise
+
+    def _build(self, config: BoardConfig) -> None:
         self.ioports = IOPortSpace()
         self.cpu = CPU(self.ioports, no_reboot=config.no_reboot)
         self.memory = self.cpu.memory
@@ -248,6 +255,15 @@ class Board:
             self.core.close()
 
     # ------------------------------------------------------------ internals
+    def _release_partial(self) -> None:
+        """Undo a constructor that failed part way: the loop's fds, an open
+        serial file and a SPICE server would otherwise stay open."""
+        for part in (getattr(self, "spice", None), getattr(self, "serial", None)):
+            if part is not None:
+                part.close()
+        if self._own_core:
+            self.core.close()
+
     def _map_ram(self) -> None:
         ram, low = self.ram, self.below_4g
         self.memory.map_ram("ram-low", 0, ram[: VGA_WINDOW[0]])
