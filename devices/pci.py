@@ -343,22 +343,39 @@ class I440FX(PCIDevice):
         self.wmask[0x72] = 0xFF  # SMRAM
 
 
+RCR_SYS_RST = 0x02  # reset control: hard (system) reset when RST_CPU fires
+RCR_RST_CPU = 0x04  # reset control: writing it set resets the machine
+
+
 class ConfigPorts:
-    """Ports 0xCF8 (address, 32-bit) and 0xCFC..0xCFF (data)."""
+    """Ports 0xCF8 (address, 32-bit), 0xCF9 (the PIIX3 reset control
+    register, byte-wide, shared with the address register) and 0xCFC..0xCFF
+    (data)."""
 
     def __init__(self, bus: PCIBus) -> None:
         self.bus = bus
         self.address = 0
+        self.rcr = 0
 
     def io_read(self, offset: int, size: int) -> int:
         if offset < 4:
-            return self.address if (offset == 0 and size == 4) else 0xFFFFFFFF
+            if offset == 0 and size == 4:
+                return self.address
+            if offset == 1 and size == 1:
+                return self.rcr
+            return (1 << (8 * size)) - 1
         return self.bus.config_read(self.address, offset - 4, size)
 
     def io_write(self, offset: int, size: int, value: int) -> None:
         if offset < 4:
             if offset == 0 and size == 4:
                 self.address = value & 0x80FFFFFC
+            elif offset == 1 and size == 1:
+                # As QEMU's PIIX3: RST_CPU asks for a machine reset (how
+                # firmware and OSes reboot a PC); only SYS_RST is kept.
+                self.rcr = value & RCR_SYS_RST
+                if value & RCR_RST_CPU and self.bus.on_reset is not None:
+                    self.bus.on_reset()
             return
         self.bus.config_write(self.address, offset - 4, size, value)
 
@@ -367,9 +384,11 @@ class PCIBus:
     """Bus 0 of an i440FX/PIIX3 machine."""
 
     def __init__(self, ioports: IOPortSpace, memory: MemoryMap,
-                 isa_irqs: Callable[[int], IrqLine]) -> None:
+                 isa_irqs: Callable[[int], IrqLine],
+                 on_reset: Callable[[], None] | None = None) -> None:
         self.ioports = ioports
         self.memory = memory
+        self.on_reset = on_reset  # port 0xCF9 reset requests
         self.devices: dict[int, PCIDevice] = {}
         self._io_ranges: dict[tuple[str, int], PortRange] = {}
         self._ports = ConfigPorts(self)
@@ -468,5 +487,6 @@ class PCIBus:
             bar.on_map(bar.address)
 
     def reset(self) -> None:
+        self._ports.rcr = 0
         for dev in self.devices.values():
             dev.reset()

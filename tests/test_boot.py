@@ -136,6 +136,13 @@ def test_i8042_reset_pulse_resets_the_machine(firmware: dict[str, Path], tmp_pat
     assert boots_until_stopped(firmware["bios"].read_bytes(), kernel, tmp_path) >= 3
 
 
+def test_reset_control_register_resets_the_machine(firmware: dict[str, Path],
+                                                   tmp_path: Path) -> None:
+    kernel = multiboot_kernel("mov $0x06, %al\n mov $0xcf9, %dx\n out %al, %dx\n"
+                              "1: hlt\n jmp 1b\n")
+    assert boots_until_stopped(firmware["bios"].read_bytes(), kernel, tmp_path) >= 3
+
+
 def test_vdiport_device_is_on_the_bus(firmware: dict[str, Path]) -> None:
     proc = subprocess.run([sys.executable, "-m", "vm.cli", "run", str(firmware["hello"]),
                            "-serial", "stdio", "-vga", "none", "-device", "vdiport"],

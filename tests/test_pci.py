@@ -67,7 +67,12 @@ class Machine:
         self.io = IOPortSpace()
         self.memory = GuestMemory(Uc(UC_ARCH_X86, UC_MODE_32))
         self.pic = PICPair(self.io, lambda: None)
-        self.bus = PCIBus(self.io, self.memory, isa_irqs=self.pic.irq)
+        self.resets = 0
+        self.bus = PCIBus(self.io, self.memory, isa_irqs=self.pic.irq,
+                          on_reset=self._reset)
+
+    def _reset(self) -> None:
+        self.resets += 1
 
     # configuration mechanism #1, as firmware does it
     def addr(self, slot: int, reg: int, fn: int = 0, bus: int = 0) -> int:
@@ -407,3 +412,17 @@ def test_intx_stays_consistent_when_another_thread_writes_the_command_register(
     assert _slave_irr(m) & 0x08, "IRQ11 no longer follows the pin"
     dev.set_irq(False)
     assert not _slave_irr(m) & 0x08
+
+
+def test_reset_control_register_at_0xcf9(m: Machine) -> None:
+    """PIIX3 RCR: RST_CPU requests a machine reset; SYS_RST is kept; the
+    32-bit address register at 0xCF8 is unaffected."""
+    m.io.write(0xCF8, 4, 0x80000800)
+    assert m.io.read(0xCF9, 1) == 0
+    m.io.write(0xCF9, 1, 0x02)
+    assert m.io.read(0xCF9, 1) == 0x02 and m.resets == 0
+    assert m.io.read(0xCF8, 4) == 0x80000800
+    m.io.write(0xCF9, 1, 0x06)  # hard reset, as firmware reboots
+    assert m.resets == 1
+    m.bus.reset()
+    assert m.io.read(0xCF9, 1) == 0

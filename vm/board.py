@@ -138,7 +138,8 @@ class Board:
         self.debug_exit = DebugExit(self.ioports, self._on_debug_exit, *DEBUG_EXIT)
         self.i8042 = I8042(self.ioports, self.pic.irq(1), self.pic.irq(12),
                            self.cpu.request_reset)
-        self.pci = PCIBus(self.ioports, self.memory, isa_irqs=self.pic.irq)
+        self.pci = PCIBus(self.ioports, self.memory, isa_irqs=self.pic.irq,
+                          on_reset=self.cpu.request_reset)
         self.resettable: list[Any] = [self.pic, self.pit, self.uart, self.cmos, self.fw_cfg,
                                       self.i8042]
         self.display_devices: list[PCIDevice] = []
