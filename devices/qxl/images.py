@@ -22,6 +22,9 @@ rectangles) is always copied.
 
 from __future__ import annotations
 
+import math
+import struct
+
 import numpy as np
 
 from devices.qxl import layout as L
@@ -51,6 +54,53 @@ def color_16_to_32(color: np.ndarray | int) -> np.ndarray | int:
     return (((c & 0x001F) << 3) | ((c & 0x001C) >> 2)
             | ((c & 0x03E0) << 6) | ((c & 0x0380) << 1)
             | ((c & 0x7C00) << 9) | ((c & 0x7000) << 4))
+
+
+_STRUCT_CODES = {"<u1": "B", "<u2": "H", "<u4": "I", "<u8": "Q",
+                 "|u1": "B", "|i1": "b", "<i2": "h", "<i4": "i", "<i8": "q"}
+
+
+def flat_struct(*dtypes: np.dtype) -> tuple[struct.Struct, dict[str, int]]:
+    """A ``struct.Struct`` that reads the packed layouts ``dtypes`` (laid
+    end to end) in one call, and the position in its result of every
+    field, by dotted name (``"bbox.top"``, ``"surfaces_dest[1]"``; a
+    sub-array or structure names its first value).
+
+    One ``unpack_from`` returns plain ints, where every access to a field of
+    a numpy record builds a numpy scalar: this is how the hot commands are
+    read.  Layouts with overlapping fields (unions) are refused."""
+    codes: list[str] = []
+    index: dict[str, int] = {}
+    pos = 0
+
+    def walk(dt: np.dtype, name: str, offset: int) -> None:
+        nonlocal pos
+        if name:
+            index.setdefault(name, len(codes))
+        if dt.names is not None:
+            for field in dt.names:
+                fdt, foff = dt.fields[field][:2]
+                walk(fdt, f"{name}.{field}" if name else field, offset + foff)
+            return
+        if dt.subdtype is not None:
+            sub, shape = dt.subdtype
+            for i in range(math.prod(shape)):
+                walk(sub, f"{name}[{i}]", offset + i * sub.itemsize)
+            return
+        if offset != pos:
+            raise ValueError(f"{name or 'field'} at {offset}, expected {pos}: not a flat layout")
+        codes.append(_STRUCT_CODES[dt.str])
+        pos += dt.itemsize
+
+    for dt in dtypes:
+        walk(dt, "", pos)
+    return struct.Struct("<" + "".join(codes)), index
+
+
+# QXLImage read as a bitmap (the union's other members are read from a copy)
+_IMAGE_BITMAP = flat_struct(L.IMAGE_DESCRIPTOR, L.BITMAP)[0]
+assert _IMAGE_BITMAP.size == L.IMAGE.itemsize == L.IMAGE.fields["bitmap"][1] + L.BITMAP.itemsize
+_IMAGE_FLAGS = Q.QXL_IMAGE_CACHE | Q.QXL_IMAGE_HIGH_BITS_SET
 
 
 def rect(rec: np.void) -> Q.Rect:
@@ -122,26 +172,24 @@ class ResourceReader:
         """The QXLImage at ``phys`` (None for a null pointer)."""
         if phys == 0:
             return None
-        rec = self.slots.read(phys, L.IMAGE)
-        d = rec["descriptor"]
-        desc = Q.ImageDescriptor(
-            id=int(d["id"]), type=int(d["type"]),
-            flags=int(d["flags"]) & (Q.QXL_IMAGE_CACHE | Q.QXL_IMAGE_HIGH_BITS_SET),
-            width=int(d["width"]), height=int(d["height"]))
-        if desc.type == Q.SPICE_IMAGE_TYPE_BITMAP:
-            return self._bitmap(rec["bitmap"], desc, flags, is_mask)
-        if desc.type == Q.SPICE_IMAGE_TYPE_SURFACE:
+        array, offset = self.slots.translate(phys, L.IMAGE.itemsize)
+        (image_id, itype, iflags, width, height,
+         fmt, bflags, x, y, stride, pal_phys, data_phys) = _IMAGE_BITMAP.unpack_from(array, offset)
+        desc = Q.ImageDescriptor(image_id, itype, iflags & _IMAGE_FLAGS, width, height)
+        if itype == Q.SPICE_IMAGE_TYPE_BITMAP:
+            return self._bitmap(fmt, bflags, x, y, stride, pal_phys, data_phys, desc, flags,
+                                is_mask)
+        rec = array[offset:offset + L.IMAGE.itemsize].copy().view(L.IMAGE)[0]
+        if itype == Q.SPICE_IMAGE_TYPE_SURFACE:
             sid = self.surface_id(int(rec["surface_id"]), "surface image")
             return Q.SurfaceImage(desc, sid)
-        if desc.type == Q.SPICE_IMAGE_TYPE_QUIC:
+        if itype == Q.SPICE_IMAGE_TYPE_QUIC:
             return self._quic(rec, phys, desc)
-        raise GuestBug(f"image at {phys:#x}: type {desc.type} cannot come from a guest")
+        raise GuestBug(f"image at {phys:#x}: type {itype} cannot come from a guest")
 
-    def _bitmap(self, b: np.void, desc: Q.ImageDescriptor, flags: int,
+    def _bitmap(self, fmt: int, bflags: int, x: int, y: int, stride: int, pal_phys: int,
+                data_phys: int, desc: Q.ImageDescriptor, flags: int,
                 is_mask: bool) -> Q.BitmapImage:
-        fmt, bflags = int(b["format"]), int(b["flags"])
-        x, y, stride = int(b["x"]), int(b["y"]), int(b["stride"])
-        pal_phys, data_phys = int(b["palette"]), int(b["data"])
         if not Q.SPICE_BITMAP_FMT_1BIT_LE <= fmt <= Q.SPICE_BITMAP_FMT_8BIT_A:
             raise GuestBug(f"bitmap: invalid format {fmt}")
         if fmt not in _RGB_FORMATS and not pal_phys and not is_mask:
@@ -205,10 +253,15 @@ class ResourceReader:
         raise GuestBug(f"brush: unknown type {btype}")
 
     def qmask(self, rec: np.void, flags: int) -> Q.QMask:
-        bitmap = self.image(int(rec["bitmap"]), flags, is_mask=True)
-        if bitmap is None:
+        return self.qmask_of(int(rec["flags"]), int(rec["pos"]["x"]), int(rec["pos"]["y"]),
+                             int(rec["bitmap"]), flags)
+
+    def qmask_of(self, mflags: int, x: int, y: int, bitmap_phys: int, flags: int) -> Q.QMask:
+        """A QMask from its fields (flags, position, bitmap pointer)."""
+        if not bitmap_phys:
             return Q.NO_MASK
-        return Q.QMask(int(rec["flags"]), point(rec["pos"]), bitmap)
+        bitmap = self.image(bitmap_phys, flags, is_mask=True)
+        return Q.QMask(mflags, Q.Point(x, y), bitmap)
 
     def source(self, phys: int, flags: int, what: str) -> Q.Image:
         """A source image a draw cannot do without."""

@@ -11,6 +11,7 @@ rings are left alone (nothing is consumed before the driver has a primary).
 from __future__ import annotations
 
 import logging
+import struct
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from devices.qxl.device import QXLDevice
 
 log = logging.getLogger("devices.qxl")
+
+_COMMAND = struct.Struct("<QI")  # QXLCommand: data, type (then padding)
+assert _COMMAND.size == L.COMMAND.fields["padding"][1]
 
 
 class QXLInterfaceMixin:
@@ -55,12 +59,13 @@ class QXLInterfaceMixin:
         self._rom["compression_level"] = level
 
     # -- commands
-    def _pop(self: QXLDevice, ring: Ring, display: bool) -> tuple[np.void, int, int] | None:
+    def _pop(self: QXLDevice, ring: Ring,
+             display: bool) -> tuple[tuple[int, int], int, int] | None:
+        """((data, type) of the next command, reset epoch, command flags)."""
         with self._lock:
             if (display and self.guest_bug) or ring.is_empty():
                 return None
-            off = ring.item_offset(CONS)
-            cmd = self.ram[off:off + L.COMMAND.itemsize].copy().view(L.COMMAND)[0]
+            cmd = _COMMAND.unpack_from(self.ram, ring.item_offset(CONS))
             notify = ring.pop()
             epoch, flags = self._epoch, self.cmdflags
         if notify:
@@ -74,8 +79,7 @@ class QXLInterfaceMixin:
             popped = self._pop(ring, display)
             if popped is None:
                 return None
-            cmd, epoch, flags = popped
-            ctype, phys = int(cmd["type"]), int(cmd["data"])
+            (phys, ctype), epoch, flags = popped
             if display:
                 payload, (array, offset) = self.parser.display_command(ctype, phys, flags)
             else:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from devices.qxl import layout as L
-from devices.qxl.images import ResourceReader, point, rect
+from devices.qxl.images import ResourceReader, flat_struct, point, rect
 from devices.qxl.memslots import GuestBug, add_offset
 from spice import qxl as Q
 
@@ -39,6 +39,20 @@ CURSOR_DATA_SIZE: dict[int, Callable[[int, int], int]] = {
 }
 
 
+# The drawable header and the COPY/BLEND union are read with one struct call
+# each: every draw has the one, and most frames on a busy screen are the other.
+_HEAD, _H = flat_struct(L.DRAWABLE_HEAD)
+_H_SURFACE, _H_EFFECT, _H_TYPE, _H_SELF = (_H[n] for n in ("surface_id", "effect", "type",
+                                                          "self_bitmap"))
+_H_SELF_AREA, _H_BBOX, _H_CLIP_TYPE, _H_CLIP_DATA = (
+    _H[n] for n in ("self_bitmap_area", "bbox", "clip.type", "clip.data"))
+_H_MM_TIME, _H_DEPS, _H_DEP_RECTS = _H["mm_time"], _H["surfaces_dest"], _H["surfaces_rects"]
+_COPY = flat_struct(L.COPY)[0]
+_GLYPH = flat_struct(L.RASTER_GLYPH_HEAD)[0]
+_UNION_AT = L.DRAWABLE_HEAD.itemsize
+_COPY_TYPES = (Q.QXL_DRAW_COPY, Q.QXL_DRAW_BLEND)
+
+
 class CommandParser(ResourceReader):
     """Parses one command; raises GuestBug on anything malformed."""
 
@@ -48,9 +62,9 @@ class CommandParser(ResourceReader):
             Q.QXL_DRAW_NOP: lambda u, f: None,
             Q.QXL_DRAW_FILL: self._fill,
             Q.QXL_DRAW_OPAQUE: self._opaque,
-            Q.QXL_DRAW_COPY: self._copy,
+            Q.QXL_DRAW_COPY: lambda u, f: self._copy(u, 0, f),
             Q.QXL_COPY_BITS: lambda u, f: Q.CopyBits(point(self._as(u, L.COPY_BITS)["src_pos"])),
-            Q.QXL_DRAW_BLEND: self._blend,
+            Q.QXL_DRAW_BLEND: lambda u, f: self._blend(u, 0, f),
             Q.QXL_DRAW_BLACKNESS: lambda u, f: Q.Blackness(self._mask_only(u, f)),
             Q.QXL_DRAW_WHITENESS: lambda u, f: Q.Whiteness(self._mask_only(u, f)),
             Q.QXL_DRAW_INVERS: lambda u, f: Q.Invers(self._mask_only(u, f)),
@@ -87,26 +101,33 @@ class CommandParser(ResourceReader):
     def drawable(self, phys: int, flags: int) -> Q.Drawable:
         if flags & Q.QXL_COMMAND_FLAG_COMPAT:
             return self._compat_drawable(phys, flags)
-        raw = self.slots.copy(phys, L.DRAWABLE_SIZE)
-        head = raw[:L.DRAWABLE_HEAD.itemsize].view(L.DRAWABLE_HEAD)[0]
-        union = raw[L.DRAWABLE_HEAD.itemsize:]
-        dtype = int(head["type"])
-        surface_id = self.surface_id(int(head["surface_id"]), "drawable")
-        deps = tuple(int(s) for s in head["surfaces_dest"])
+        array, offset = self.slots.translate(phys, L.DRAWABLE_SIZE)
+        h = _HEAD.unpack_from(array, offset)  # every field read once, as plain ints
+        dtype = h[_H_TYPE]
+        surface_id = self.surface_id(h[_H_SURFACE], "drawable")
+        deps = h[_H_DEPS:_H_DEPS + 3]
         for dep in deps:
             if dep != -1:
                 self.surface_id(dep, "drawable dependency")
-        clip = self.clip(head["clip"])
-        payload = self._payload(dtype, union, flags)
-        self_bitmap = int(head["self_bitmap"])
-        if dtype in (Q.QXL_DRAW_COPY, Q.QXL_DRAW_BLEND):
-            self_bitmap = 0  # spice-server resets it: some drivers set it wrongly
+        clip = self.clip_of(h[_H_CLIP_TYPE], h[_H_CLIP_DATA])
+        union_at = offset + _UNION_AT
+        if dtype == Q.QXL_DRAW_COPY:
+            payload: Q.DrawPayload = self._copy(array, union_at, flags)
+        elif dtype == Q.QXL_DRAW_BLEND:
+            payload = self._blend(array, union_at, flags)
+        else:
+            payload = self._payload(dtype, array[union_at:offset + L.DRAWABLE_SIZE].copy(),
+                                    flags)
+        # spice-server resets self_bitmap for COPY and BLEND: some drivers set it wrongly
+        self_bitmap = 0 if dtype in _COPY_TYPES else h[_H_SELF]
+        r = _H_DEP_RECTS
         return Q.Drawable(
-            surface_id=surface_id, effect=int(head["effect"]), type=dtype,
-            self_bitmap=self_bitmap, self_bitmap_area=rect(head["self_bitmap_area"]),
-            bbox=rect(head["bbox"]), clip=clip, mm_time=int(head["mm_time"]),
+            surface_id=surface_id, effect=h[_H_EFFECT], type=dtype, self_bitmap=self_bitmap,
+            self_bitmap_area=Q.Rect(*h[_H_SELF_AREA:_H_SELF_AREA + 4]),
+            bbox=Q.Rect(*h[_H_BBOX:_H_BBOX + 4]), clip=clip, mm_time=h[_H_MM_TIME],
             surfaces_dest=deps,  # type: ignore[arg-type]
-            surfaces_rects=tuple(rect(r) for r in head["surfaces_rects"]),  # type: ignore[arg-type]
+            surfaces_rects=(Q.Rect(*h[r:r + 4]), Q.Rect(*h[r + 4:r + 8]),
+                            Q.Rect(*h[r + 8:r + 12])),
             u=payload)
 
     def _compat_drawable(self, phys: int, flags: int) -> Q.Drawable:
@@ -164,23 +185,24 @@ class CommandParser(ResourceReader):
                         int(u["rop_descriptor"]), int(u["scale_mode"]),
                         self.qmask(u["mask"], flags))
 
-    def _copy_like(self, union: np.ndarray, flags: int, what: str) -> tuple:
-        u = self._as(union, L.COPY)
-        src = self.source(int(u["src_bitmap"]), flags, what)
-        area = rect(u["src_area"])
+    def _copy_like(self, array: np.ndarray, at: int, flags: int, what: str) -> tuple:
+        """The fields of a QXLCopy (also QXLBlend) at ``array[at]``."""
+        (src_phys, top, left, bottom, right, rop, scale_mode, mflags, mx, my,
+         mask_phys) = _COPY.unpack_from(array, at)
+        src = self.source(src_phys, flags, what)
+        area = Q.Rect(top, left, bottom, right)
         # spice-server: the source area must not be inverted or leave the bitmap
         if area.left < 0 or area.left > area.right or area.top < 0 or area.top > area.bottom:
             raise GuestBug(f"{what}: inverted or negative source area {area}")
         if isinstance(src, Q.BitmapImage) and (area.right > src.x or area.bottom > src.y):
             raise GuestBug(f"{what}: source area {area} outside the {src.x}x{src.y} bitmap")
-        return (src, area, int(u["rop_descriptor"]), int(u["scale_mode"]),
-                self.qmask(u["mask"], flags))
+        return src, area, rop, scale_mode, self.qmask_of(mflags, mx, my, mask_phys, flags)
 
-    def _copy(self, union: np.ndarray, flags: int) -> Q.Copy:
-        return Q.Copy(*self._copy_like(union, flags, "copy"))
+    def _copy(self, array: np.ndarray, at: int, flags: int) -> Q.Copy:
+        return Q.Copy(*self._copy_like(array, at, flags, "copy"))
 
-    def _blend(self, union: np.ndarray, flags: int) -> Q.Blend:
-        return Q.Blend(*self._copy_like(union, flags, "blend"))
+    def _blend(self, array: np.ndarray, at: int, flags: int) -> Q.Blend:
+        return Q.Blend(*self._copy_like(array, at, flags, "blend"))
 
     def _mask_only(self, union: np.ndarray, flags: int) -> Q.QMask:
         return self.qmask(self._as(union, L.MASK_ONLY)["mask"], flags)
@@ -239,12 +261,14 @@ class CommandParser(ResourceReader):
 
     # -- chunked structures parsed from a private copy
     def clip(self, rec: np.void) -> np.ndarray | None:
-        ctype = int(rec["type"])
+        return self.clip_of(int(rec["type"]), int(rec["data"]))
+
+    def clip_of(self, ctype: int, phys: int) -> np.ndarray | None:
+        """The clip rectangles of a QXLClip of type ``ctype`` with data ``phys``."""
         if ctype == Q.SPICE_CLIP_TYPE_NONE:
             return None
         if ctype != Q.SPICE_CLIP_TYPE_RECTS:
             raise GuestBug(f"clip: unknown type {ctype}")
-        phys = int(rec["data"])
         head = self.slots.read(phys, L.CLIP_RECTS)
         n = int(head["num_rects"])
         first = add_offset(phys, L.CLIP_RECTS.fields["chunk"][1])
@@ -287,14 +311,13 @@ class CommandParser(ResourceReader):
         while pos < end:
             if pos + hsize > end:
                 raise GuestBug("string: glyph header overruns the string data")
-            g = data[pos:pos + hsize].view(L.RASTER_GLYPH_HEAD)[0]
+            rx, ry, ox, oy, w, h = _GLYPH.unpack_from(data, pos)
             pos += hsize
-            w, h = int(g["width"]), int(g["height"])
             size = h * ((w * bpp + 7) // 8)
             if size > end - pos:
                 raise GuestBug(f"string: {w}x{h} glyph overruns the string data")
-            glyphs.append(Q.RasterGlyph(point(g["render_pos"]), point(g["glyph_origin"]),
-                                        w, h, data[pos:pos + size]))
+            glyphs.append(Q.RasterGlyph(Q.Point(rx, ry), Q.Point(ox, oy), w, h,
+                                        data[pos:pos + size]))
             pos += size
         if len(glyphs) != length:
             raise GuestBug(f"string: {len(glyphs)} glyphs, length says {length}")
