@@ -56,6 +56,7 @@ _PING = struct.Struct("<IQ")
 _SET_ACK = struct.Struct("<II")
 _DISCONNECTING = struct.Struct("<QI")
 _SIOCOUTQ = getattr(termios, "TIOCOUTQ", 0x5411)
+_READ_WRITE = WatchEvent.READ | WatchEvent.WRITE
 
 
 class PipeItem:
@@ -426,10 +427,8 @@ class ChannelClient:
     def _update_watch(self) -> None:
         if not self.connected:
             return
-        mask = WatchEvent.READ
-        if self._out or (self.pipe and not self.waiting_for_ack()):
-            mask |= WatchEvent.WRITE
-        self.core.watch_update_mask(self._watch, mask)
+        writing = self._out or (self.pipe and not self.waiting_for_ack())
+        self.core.watch_update_mask(self._watch, _READ_WRITE if writing else WatchEvent.READ)
 
     # -- latency and connectivity monitors ----------------------------------------------
 

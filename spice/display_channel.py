@@ -257,7 +257,13 @@ class DisplayChannel:
         return [c for c in self.clients if c.active and c.connected and not c.lagging]
 
     def max_pipe_size(self) -> int:
-        return max((len(c.pipe) for c in self.clients if c.counts_for_flow), default=0)
+        """The longest pipe among the clients that may hold the worker back
+        (asked before every command)."""
+        n = 0
+        for c in self.clients:
+            if c.active and not c.lagging and len(c.pipe) > n:
+                n = len(c.pipe)
+        return n
 
     def push_all(self, now: float) -> None:
         for dcc in list(self.clients):

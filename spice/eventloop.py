@@ -41,13 +41,18 @@ class _Timer:
         self.seq = 0
 
 
+# Flag arithmetic on enum members is slow, and the red worker updates its
+# watches on every send: masks are translated through int tables instead.
+_SELECTOR_MASK = tuple((selectors.EVENT_READ if e & WatchEvent.READ else 0)
+                       | (selectors.EVENT_WRITE if e & WatchEvent.WRITE else 0)
+                       for e in range(4))
+_READY = {m: WatchEvent((WatchEvent.READ if m & selectors.EVENT_READ else 0)
+                        | (WatchEvent.WRITE if m & selectors.EVENT_WRITE else 0))
+          for m in range(4)}
+
+
 def _selector_mask(events: WatchEvent) -> int:
-    mask = 0
-    if events & WatchEvent.READ:
-        mask |= selectors.EVENT_READ
-    if events & WatchEvent.WRITE:
-        mask |= selectors.EVENT_WRITE
-    return mask
+    return _SELECTOR_MASK[int(events) & 3]
 
 
 class EventLoop:
@@ -90,7 +95,7 @@ class EventLoop:
         return w
 
     def watch_update_mask(self, watch: _Watch, events: WatchEvent) -> None:
-        if not watch.active:
+        if not watch.active or int(events) == int(watch.events):
             return
         old = _selector_mask(watch.events)
         new = _selector_mask(WatchEvent(events))
@@ -175,12 +180,7 @@ class EventLoop:
                 continue
             if not w.active:
                 continue
-            ready = WatchEvent(0)
-            if mask & selectors.EVENT_READ:
-                ready |= WatchEvent.READ
-            if mask & selectors.EVENT_WRITE:
-                ready |= WatchEvent.WRITE
-            self._guard(w.callback, w.fd, ready)
+            self._guard(w.callback, w.fd, _READY[mask & 3])
         self._run_timers()
         self._run_soon()
 

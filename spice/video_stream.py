@@ -162,12 +162,20 @@ class StreamManager:
         self.dc = dc
         self.mode = mode
         self.streams: list[VideoStream | None] = [None] * NUM_STREAMS
+        # the live streams by id, rebuilt when one starts or stops: every
+        # drawable and every worker round looks at them
+        self._live: tuple[VideoStream, ...] = ()
         self._trace: deque[_Trace] = deque(maxlen=TRACE_ITEMS)
         self._size_total = 0
         self.stats = StreamStats()
 
-    def live(self) -> list[VideoStream]:
-        return [s for s in self.streams if s is not None]
+    def live(self) -> tuple[VideoStream, ...]:
+        """The live streams, by id (a snapshot: stopping one does not change it)."""
+        return self._live
+
+    def _set_slot(self, sid: int, stream: VideoStream | None) -> None:
+        self.streams[sid] = stream
+        self._live = tuple(s for s in self.streams if s is not None)
 
     def stats_dict(self) -> dict[str, int]:
         """Counters, plus the rate control's current choice for every client
@@ -203,7 +211,7 @@ class StreamManager:
         tree (the primary's pending drawables are all older than it)."""
         item.creation_time = time.monotonic_ns()
         item.first_frame_time = item.creation_time
-        if item.surface_id != 0 or not any(self.streams):
+        if item.surface_id != 0 or not self._live:
             self._detect(item)
             return
         d = item.drawable
@@ -297,7 +305,7 @@ class StreamManager:
         except ValueError:
             return False
         stream = VideoStream(sid, item)
-        self.streams[sid] = stream
+        self._set_slot(sid, stream)
         item.stream = stream
         self._size_total += stream.width * stream.height
         self.stats.created += 1
@@ -350,11 +358,19 @@ class StreamManager:
             stream.input_fps_start = item.creation_time
         else:
             stream.num_input_frames += 1
-        box = region.rect(*item.drawable.bbox)
+        rgn = item.region
+        # without clip rectangles the drawable's region is its box, and the
+        # usual frame changes neither region: test containment, build nothing
+        box = rgn if item.drawable.clip is None else region.rect(*item.drawable.bbox)
         for dcc, agent in self._agents(stream):
-            agent.vis = region.union(agent.vis, item.region)
-            if not region.equal(region.intersect(box, agent.clip), item.region):
-                agent.clip = region.union(region.subtract(agent.clip, box), item.region)
+            if not region.contains(agent.vis, rgn):
+                agent.vis = region.union(agent.vis, rgn)
+            if box is rgn:
+                unchanged = region.contains(agent.clip, box)
+            else:
+                unchanged = region.equal(region.intersect(box, agent.clip), rgn)
+            if not unchanged:
+                agent.clip = region.union(region.subtract(agent.clip, box), rgn)
                 self._queue_clip(dcc, agent)
 
     def _count_server_drops(self, stream: VideoStream, new: DrawableItem) -> None:
@@ -443,7 +459,7 @@ class StreamManager:
 
     def next_timeout(self) -> float | None:
         """Seconds until the next stream may time out (None without streams)."""
-        live = self.live()
+        live = self._live
         if not live:
             return None
         first = min(s.last_time for s in live) + STREAM_TIMEOUT
@@ -459,7 +475,7 @@ class StreamManager:
                 dcc.max_stream_bit_rate = max(getattr(dcc, "max_stream_bit_rate", 0),
                                               agent.rate.bit_rate)
             dcc.pipe_add(StreamItem(MsgDisplay.STREAM_DESTROY, agent))
-        self.streams[stream.id] = None
+        self._set_slot(stream.id, None)
         self._size_total -= stream.width * stream.height
 
     def stop_all(self) -> None:
@@ -472,7 +488,7 @@ class StreamManager:
             self._detach_drawable(stream)
             for dcc, _agent in list(self._agents(stream)):
                 dcc.stream_agents.pop(stream.id, None)
-            self.streams[stream.id] = None
+            self._set_slot(stream.id, None)
         self._size_total = 0
 
     # -- client side --------------------------------------------------------------------
@@ -500,7 +516,7 @@ class StreamManager:
         return marshal_item(dcc, item)
 
     def marshal_frame(self, dcc: DisplayChannelClient,
-                      item: DrawableItem) -> tuple[int | None, Writer | None] | None:
+                      item: DrawableItem) -> tuple[int | None, bytes | None] | None:
         """STREAM_DATA for a frame, (None, None) for a frame the rate control
         drops, None to send the drawable as an ordinary draw."""
         return marshal_frame(self.stats, dcc, item)

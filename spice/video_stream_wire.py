@@ -30,6 +30,8 @@ CLIENT_REPORT_TIMEOUT_MS = 1000
 CODEC_MJPEG = 1
 STREAM_FLAGS_TOP_DOWN = 1
 _U32 = struct.Struct("<I")
+_STREAM_DATA = struct.Struct("<III")  # id, multimedia time, data size
+_STREAM_DATA_SIZED = struct.Struct("<IIIIiiiiI")  # id, time, width, height, dest, size
 
 
 class StreamItem(PipeItem):
@@ -87,7 +89,7 @@ def marshal_item(dcc: DisplayChannelClient,
     return None
 
 def marshal_frame(stats: StreamStats, dcc: DisplayChannelClient,
-                  item: DrawableItem) -> tuple[int | None, Writer | None] | None:
+                  item: DrawableItem) -> tuple[int | None, bytes | None] | None:
     """STREAM_DATA for a frame, (None, None) for a frame the rate control
     drops, None to send the drawable as an ordinary draw."""
     stream = item.stream
@@ -120,20 +122,14 @@ def marshal_frame(stats: StreamStats, dcc: DisplayChannelClient,
     agent.bytes_sent += len(data)
     stats.frames_sent += 1
     stats.bytes_sent += len(data)
-    w = Writer()
-    root = w.root
-    root.u32(stream.id)
-    root.u32(item.mm_time & 0xFFFFFFFF)
+    # the frame is the whole body after a few fixed fields: no Writer needed
     if not sized:
-        root.u32(len(data))
-        root.raw(data)
-        return MsgDisplay.STREAM_DATA, w
-    root.u32(sa.width)
-    root.u32(sa.height)
-    put_rect(root, item.drawable.bbox)
-    root.u32(len(data))
-    root.raw(data)
-    return MsgDisplay.STREAM_DATA_SIZED, w
+        head = _STREAM_DATA.pack(stream.id, item.mm_time & 0xFFFFFFFF, len(data))
+        return MsgDisplay.STREAM_DATA, head + data
+    b = item.drawable.bbox
+    head = _STREAM_DATA_SIZED.pack(stream.id, item.mm_time & 0xFFFFFFFF, sa.width, sa.height,
+                                   b.top, b.left, b.bottom, b.right, len(data))
+    return MsgDisplay.STREAM_DATA_SIZED, head + data
 
 
 def _put_clip_rects(block, rects) -> None:

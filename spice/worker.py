@@ -150,8 +150,9 @@ class RedWorker:
 
     def _process_cursor(self) -> bool:
         ring = self._cursor_ring
+        cursor = self.cursor
         for _ in range(MAX_COMMANDS_PER_ROUND):
-            if self.cursor.max_pipe_size() > MAX_PIPE_SIZE:
+            if cursor.clients and cursor.max_pipe_size() > MAX_PIPE_SIZE:
                 return False
             cmd = self.qxl.get_cursor_command()
             if cmd is None:
@@ -160,7 +161,7 @@ class RedWorker:
                 return False
             ring.poll_tries = 0
             ring.waiting = False
-            self.cursor.process(cmd)
+            cursor.process(cmd)
         return True
 
     def _process_display(self, start: float) -> bool:

@@ -169,7 +169,12 @@ def _checked(pixels: np.ndarray | bytes, width: int, height: int, stride: int, f
         raise ValueError(f"JPEG cannot encode SPICE bitmap format {fmt}")
     if width <= 0 or height <= 0 or stride < width * bpp:
         raise ValueError(f"bad bitmap geometry {width}x{height} stride {stride}")
-    buf = byte_view(pixels)
+    if (isinstance(pixels, np.ndarray) and pixels.dtype == np.uint8 and pixels.ndim == 1
+            and pixels.flags.c_contiguous):
+        buf = pixels.view()  # the usual case, a guest bitmap: no conversions to try
+        buf.flags.writeable = False
+    else:
+        buf = byte_view(pixels)
     if buf.size < (height - 1) * stride + width * bpp:
         raise ValueError(f"{buf.size} bytes cannot hold {height} rows of {stride}")
     return buf
@@ -194,10 +199,10 @@ def _source(pixels: np.ndarray | bytes, width: int, height: int, stride: int, fm
     top, left, bottom, right = area
     buf = _checked(pixels, width, height, stride, fmt)
     first = top if down else bottom - 1
-    if _BPP[fmt] == 4 and not buf.ctypes.data & 3 and not stride & 3:
-        px = buf[: buf.size & ~3].view(np.uint32)
-        px.flags.writeable = False
-        return px, first * (stride >> 2) + left, (stride >> 2) if down else -(stride >> 2)
+    if _BPP[fmt] == 4 and not stride & 3:
+        px = buf[: buf.size & ~3].view(np.uint32)  # read-only, as buf
+        if px.flags.aligned:
+            return px, first * (stride >> 2) + left, (stride >> 2) if down else -(stride >> 2)
     rows = _rows(pixels, width, height, stride, fmt)[top:bottom]
     rgb = _to_rgb(rows if down else rows[::-1], fmt)[:, left:right]
     return _pack(rgb[..., 0], rgb[..., 1], rgb[..., 2]), 0, right - left
