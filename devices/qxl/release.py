@@ -14,6 +14,7 @@ the ring has no free slot and never in the middle of an OOM pass.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,7 @@ from devices.qxl.memslots import GuestBug
 from devices.qxl.rings import CONS, NUM_ITEMS, PROD, Ring
 
 FREE_BUNCH_SIZE = 32
+_U64 = struct.Struct("<Q")  # a QXLReleaseInfo, read or written whole
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,16 +66,15 @@ class ReleaseBatcher:
     def release(self, info: GuestRelease) -> bool:
         """Chain one resource; returns whether DISPLAY should be raised."""
         mem = self.ring.mem
-        head = mem[self._head_offset():][:8].view("<u8")
-        rel = info.array[info.offset:info.offset + 8].view("<u8")
-        rid = int(rel[0])
-        if int(head[0]) == 0 or self.last is None:
-            rel[0] = 0
-            head[0] = rid
+        head = self._head_offset()
+        rid = _U64.unpack_from(info.array, info.offset)[0]
+        if _U64.unpack_from(mem, head)[0] == 0 or self.last is None:
+            _U64.pack_into(info.array, info.offset, 0)
+            _U64.pack_into(mem, head, rid)
         else:
             arr, off = self.last
-            arr[off:off + 8].view("<u8")[0] = rid
-            rel[0] = 0
+            _U64.pack_into(arr, off, rid)
+            _U64.pack_into(info.array, info.offset, 0)
         self.last = (info.array, info.offset)
         self.num_free_res += 1
         return self.push(flush=False)
@@ -96,7 +97,7 @@ class ReleaseBatcher:
             self.num_free_res = 0
             self.last = None
             raise
-        self.ring.mem[head:head + 8].view("<u8")[0] = 0
+        _U64.pack_into(self.ring.mem, head, 0)
         self.num_free_res = 0
         self.last = None
         return notify
