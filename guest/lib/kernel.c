@@ -17,5 +17,10 @@ void kernel_entry(uint32_t magic, uint32_t mbi_addr)
     pic_init();
     irq_init();
     heap_init_from_multiboot();
+    /* main runs with interrupts on, as a kernel does once its IDT is in
+     * place: every line is still masked at the PIC until a handler
+     * registers.  With IF left at the loader's 0, a driver only took its
+     * interrupts while it happened to sit in sti;hlt. */
+    sti();
     qemu_exit(main());
 }
