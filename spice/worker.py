@@ -10,9 +10,16 @@ Each round of the worker loop:
 3. push what the client pipes can take.
 
 The next round starts at once if this one stopped early with commands
-left; otherwise it waits for an event, or 10 ms while the ring is being
-polled once before asking the device for a notification (spice-server's
-CMD_RING_POLL_TIMEOUT / CMD_RING_POLL_RETRIES).
+left; otherwise it waits for an event.  A ring found empty is polled once
+more before the worker asks the device for a notification (spice-server's
+CMD_RING_POLL_RETRIES).  spice-server arms a 10 ms timer for that retry, but
+its GSource dispatches on every wake-up of the worker's main loop, and under
+QEMU some other source (the client socket, the next dispatcher message)
+wakes it almost at once, so the notification is in place tens of
+microseconds after the ring empties.  Our loop has fewer such wake-ups, so
+the retry is made explicit: one pass over pending events with no wait, then
+the second poll.  A 10 ms wait there let a guest that draws in short bursts
+(a key, then its echo) sit unserved for up to 10 ms.
 
 :class:`RedQXL` is what :meth:`SpiceServer.add_qxl` returns: the
 ``QXLWorker`` the device calls from its vCPU thread.  Every call becomes a
@@ -49,8 +56,9 @@ log = logging.getLogger(__name__)
 MAX_COMMANDS_PER_ROUND = 50
 MAX_PIPE_SIZE = 50
 ROUND_BUDGET_S = 0.010
-CMD_RING_POLL_TIMEOUT_S = 0.010
+CMD_RING_POLL_RETRY_S = 0.0  # see the module docstring
 CMD_RING_POLL_RETRIES = 1
+PIPE_WATCH_TIMEOUT_S = 0.010  # re-check full or lagging pipes at least this often
 FLUSH_LIMIT = 100_000  # commands drained at most by one flush request
 
 
@@ -103,7 +111,7 @@ class RedWorker:
                 timeout = self._round()
             except Exception:
                 log.exception("worker %d: round failed", self.index)
-                timeout = CMD_RING_POLL_TIMEOUT_S
+                timeout = PIPE_WATCH_TIMEOUT_S
         self._shutdown()
 
     def _round(self) -> float | None:
@@ -124,12 +132,12 @@ class RedWorker:
         blocked = self._blocked()
         if (more or now - start > ROUND_BUDGET_S) and not blocked:
             return 0.0  # work left: go again at once
-        if (self._display_ring.waiting and self._cursor_ring.waiting and not blocked
-                and not any(c.lagging for c in self.display.clients)):
-            return stream_wait  # the device will wake us (or a stream times out)
-        # polling the ring once more, or watching full pipes drain (socket and
-        # ACK events wake us earlier)
-        return CMD_RING_POLL_TIMEOUT_S
+        if blocked or any(c.lagging for c in self.display.clients):
+            # watching full pipes drain (socket and ACK events wake us earlier)
+            return PIPE_WATCH_TIMEOUT_S
+        if not (self._display_ring.waiting and self._cursor_ring.waiting):
+            return CMD_RING_POLL_RETRY_S  # poll the empty ring once more
+        return stream_wait  # the device will wake us (or a stream times out)
 
     def _blocked(self) -> bool:
         return (self.display.max_pipe_size() > MAX_PIPE_SIZE
