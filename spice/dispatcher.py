@@ -82,8 +82,7 @@ class Dispatcher:
         # Drain the pipe first, then take the queue and clear the flag in one
         # step: a post racing with us is either taken now or writes anew.
         try:
-            while os.read(self._rfd, 4096):
-                pass
+            os.read(self._rfd, 4096)  # one byte per signal, and one signal at a time
         except BlockingIOError:
             pass
         with self._lock:

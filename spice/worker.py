@@ -17,9 +17,10 @@ its GSource dispatches on every wake-up of the worker's main loop, and under
 QEMU some other source (the client socket, the next dispatcher message)
 wakes it almost at once, so the notification is in place tens of
 microseconds after the ring empties.  Our loop has fewer such wake-ups, so
-the retry is made explicit: one pass over pending events with no wait, then
-the second poll.  A 10 ms wait there let a guest that draws in short bursts
-(a key, then its echo) sit unserved for up to 10 ms.
+the retry is made explicit: the second poll comes at the end of the same
+round, once its output is pushed.  A 10 ms wait there let a guest that draws
+in short bursts (a key, then its echo) sit unserved for up to 10 ms, and a
+round of its own for the retry cost a loop pass per guest frame.
 
 :class:`RedQXL` is what :meth:`SpiceServer.add_qxl` returns: the
 ``QXLWorker`` the device calls from its vCPU thread.  Every call becomes a
@@ -124,20 +125,34 @@ class RedWorker:
         if self.running:
             self.display.streams.timeout()
         now = time.monotonic()
-        self.cursor.push_all(now)
-        self.display.push_all(now)
+        self._push(now)
         if not self.running:
             return None
-        stream_wait = self.display.streams.next_timeout()
         blocked = self._blocked()
         if (more or now - start > ROUND_BUDGET_S) and not blocked:
             return 0.0  # work left: go again at once
         if blocked or any(c.lagging for c in self.display.clients):
             # watching full pipes drain (socket and ACK events wake us earlier)
             return PIPE_WATCH_TIMEOUT_S
-        if not (self._display_ring.waiting and self._cursor_ring.waiting):
-            return CMD_RING_POLL_RETRY_S  # poll the empty ring once more
-        return stream_wait  # the device will wake us (or a stream times out)
+        if not self._rings_waiting():
+            # the second poll of an empty ring (CMD_RING_POLL_RETRIES), now
+            # that this round's output is on its way: empty again, it asks
+            # the device for a notification
+            taken = self.display.stats.commands + self.cursor.commands
+            more = self._process_cursor() | self._process_display(time.monotonic())
+            if self.display.stats.commands + self.cursor.commands != taken:
+                self._push(time.monotonic())
+                return 0.0
+            if more or not self._rings_waiting():
+                return CMD_RING_POLL_RETRY_S
+        return self.display.streams.next_timeout()  # the device will wake us
+
+    def _push(self, now: float) -> None:
+        self.cursor.push_all(now)
+        self.display.push_all(now)
+
+    def _rings_waiting(self) -> bool:
+        return self._display_ring.waiting and self._cursor_ring.waiting
 
     def _blocked(self) -> bool:
         return (self.display.max_pipe_size() > MAX_PIPE_SIZE
