@@ -121,8 +121,7 @@ def _encode(px: np.ndarray, start: int, step: int, width: int, height: int, qual
     if not (0 < width <= _MAX_SIDE and 0 < height <= _MAX_SIDE):
         raise ValueError(f"JPEG cannot hold a {width}x{height} image")
     div_luma, div_chroma = _divisors(quality, fast_dct)
-    scan = _k.encode_scan(px, start, step, width, height, div_luma, div_chroma, fast_dct, _HUFF,
-                          ZIGZAG)
+    scan = _k.encode_scan(px, start, step, width, height, div_luma, div_chroma, fast_dct, _HUFF)
     head = _cached_headers(width, height, quality, huffman_tables)
     return head + scan.tobytes() + b"\xff\xd9"
 
@@ -139,8 +138,9 @@ def _pack(r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
 # size: the tables and headers are computed once for each.
 @functools.lru_cache(maxsize=64)
 def _divisors(quality: int, fast_dct: bool) -> tuple[np.ndarray, np.ndarray]:
-    # in zig-zag order, the order the kernel quantises in
-    out = tuple(np.ascontiguousarray(divisors(scaled_quant(base, quality), fast_dct)[:, ZIGZAG])
+    # in zig-zag order, the order the kernel quantises in; 32-bit, as it computes
+    out = tuple(np.ascontiguousarray(divisors(scaled_quant(base, quality), fast_dct)[:, ZIGZAG],
+                                     np.int32)
                 for base in (LUMINANCE_QUANT, CHROMINANCE_QUANT))
     for a in out:
         a.flags.writeable = False

@@ -15,18 +15,20 @@ stays in the first-level caches.
 
 How it is written is about what numba's compiler vectorises:
 
-* colour conversion, subsampling, both DCT passes and the quantisation
-  are loops whose iterations are independent, over 32-bit values where
-  they cannot overflow, indexing views from 0 (with ``base + i`` numba
-  must allow for a negative index wrapping around, and the compiler then
-  gathers element by element);
+* colour conversion, subsampling and both DCT passes are loops whose
+  iterations are independent, over 32-bit values where they cannot
+  overflow, indexing views from 0 (with ``base + i`` numba must allow for
+  a negative index wrapping around, and the compiler then gathers element
+  by element);
 * the DCT runs on 16 blocks at once, coefficient-major (see LANES), so
-  that each butterfly step is one vector operation;
-* the Huffman coder visits only the non-zero coefficients, from a bit mask
-  the quantisation builds, and writes 32 bits at a time; its state lives
-  in locals, not in a small helper returning tuples (numba does not
-  inline such helpers when they take arrays, and every call then costs
-  atomic reference count updates).
+  that each butterfly step is one vector operation; the quantisation,
+  which also builds the bit masks of non-zero coefficients, is written as
+  LLVM vector operations (:func:`_quantise`);
+* the Huffman coder visits only the non-zero coefficients, from those
+  masks, and writes 32 bits at a time; its state lives in locals, not in
+  a small helper returning tuples (numba does not inline such helpers
+  when they take arrays, and every call then costs atomic reference count
+  updates).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
+
+from spice.codecs.jpeg_tables import ZIGZAG
 
 _FIX_0_29900 = 19595  # round(x * 2**16)
 _FIX_0_58700 = 38470
@@ -247,12 +251,71 @@ def _ifast_pass(t, base, step):
         t[i + 7 * step] = z11 - z4
 
 
+@intrinsic
+def _quantise(typingctx, t, q, qoff, div, masks, moff):
+    """Quantise the group of DCT outputs ``t`` (natural order) into
+    ``q[qoff:qoff + GROUP]`` in zig-zag order, libjpeg-turbo's way:
+    ``((|x| + corr) * recip) >> shift`` in 32-bit arithmetic, sign restored,
+    with ``div`` rows (recip, corr, shift) in zig-zag order.  Sets
+    ``masks[moff + l]`` to the zig-zag positions of block ``l``'s non-zero
+    coefficients, as bits.
+
+    Written as LLVM vector operations, one 16-lane vector per coefficient,
+    because numba's loops do not get there: with the lanes as the inner
+    loop the compiler vectorises across coefficients instead, with gathers
+    and scatters, and the bit masks turn into a chain of stores and loads.
+    Here they stay in registers as a vector of 64-bit masks."""
+    def contiguous(a, dtype, ndim):
+        return isinstance(a, types.Array) and (a.dtype, a.ndim, a.layout) == (dtype, ndim, "C")
+    if not (contiguous(t, types.int32, 1) and contiguous(q, types.int32, 1)
+            and contiguous(div, types.int32, 2) and contiguous(masks, types.int64, 1)):
+        return None
+    ZIG = [int(z) for z in ZIGZAG]
+
+    def codegen(context, builder, signature, args):
+        t_, q_, qoff_, div_, masks_, moff_ = args
+        tys = signature.args
+        tdata, qdata, ddata, mdata = (context.make_array(tys[i])(context, builder, args[i]).data
+                                      for i in (0, 1, 3, 4))
+        c32 = ir.IntType(32)
+        c64 = ir.IntType(64)
+        v32 = ir.VectorType(c32, LANES)
+        v64 = ir.VectorType(c64, LANES)
+
+        def vector(data, offset, vty):
+            return builder.bitcast(builder.gep(data, [offset]), vty.as_pointer())
+
+        def broadcast(row, k):
+            x = builder.load(builder.gep(ddata, [ir.Constant(c64, 64 * row + k)]))
+            v = builder.insert_element(ir.Constant(v32, ir.Undefined), x, ir.Constant(c32, 0))
+            return builder.shuffle_vector(v, ir.Constant(v32, ir.Undefined),
+                                          ir.Constant(v32, [0] * LANES))
+
+        mask = ir.Constant(v64, [0] * LANES)
+        for k in range(64):
+            x = builder.load(vector(tdata, ir.Constant(c64, ZIG[k] * LANES), v32), align=4)
+            sign = builder.ashr(x, ir.Constant(v32, [31] * LANES))
+            a = builder.sub(builder.xor(x, sign), sign)
+            v = builder.ashr(builder.mul(builder.add(a, broadcast(1, k)), broadcast(0, k)),
+                             broadcast(2, k))
+            builder.store(builder.sub(builder.xor(v, sign), sign),
+                          vector(qdata, builder.add(qoff_, ir.Constant(c64, k * LANES)), v32),
+                          align=4)
+            # bit 63 as a signed constant: llvmlite takes the value modulo 2**64
+            bit = ir.Constant(v64, [(1 << k) - (1 << 64 if k == 63 else 0)] * LANES)
+            nonzero = builder.icmp_signed("!=", v, ir.Constant(v32, [0] * LANES))
+            mask = builder.select(nonzero, builder.or_(mask, bit), mask)
+        builder.store(mask, vector(mdata, moff_, v64), align=8)
+        return context.get_dummy_value()
+
+    return types.none(t, q, qoff, div, masks, moff), codegen
+
+
 @njit(cache=True, nogil=True)
-def _transform_group(t, q, masks, m0, div, fast, zigzag):
+def _transform_group(t, q, qoff, masks, m0, div, fast):
     """DCT and quantise the LANES level-shifted blocks in ``t`` (one
-    group), rows first, then columns: quantised values go to ``q`` in
-    zig-zag order (``div`` is in that order too), and ``masks[m0 + l]`` gets
-    a bit for each non-zero coefficient of block ``l``."""
+    group), rows first, then columns, into ``q[qoff:]`` and ``masks[m0:]``
+    (see :func:`_quantise`)."""
     for r in range(8):
         if fast:
             _ifast_pass(t, 8 * r * LANES, LANES)
@@ -263,40 +326,15 @@ def _transform_group(t, q, masks, m0, div, fast, zigzag):
             _ifast_pass(t, c * LANES, 8 * LANES)
         else:
             _islow_pass(t, c * LANES, 8 * LANES, False)
-    m = masks[m0:m0 + LANES]
-    for lane in range(LANES):
-        m[lane] = 0
-    for k in range(64):
-        src = t[zigzag[k] * LANES:zigzag[k] * LANES + LANES]
-        dst = q[k * LANES:k * LANES + LANES]
-        recip = np.int32(div[0, k])
-        corr = np.int32(div[1, k])
-        shift = np.int32(div[2, k])
-        bit = np.int64(1) << k
-        for lane in range(LANES):
-            x = src[lane]
-            a = -x if x < 0 else x
-            # (|x| + corr) * recip stays below 2**31, as in libjpeg-turbo
-            v = np.int32(np.int32(a + corr) * recip) >> shift
-            dst[lane] = -v if x < 0 else v
-            m[lane] |= bit if v != 0 else 0
-
-
-@njit(cache=True, nogil=True)
-def _load_block(plane, base, stride, t, lane):
-    """The 8x8 block at ``plane[base]`` (rows ``stride`` apart), level
-    shifted, into lane ``lane`` of the group ``t``."""
-    for r in range(8):
-        row = base + r * stride
-        for c in range(8):
-            t[(8 * r + c) * LANES + lane] = plane[row + c] - 128
+    _quantise(t, q, qoff, div, masks, m0)
 
 
 @njit(cache=True, nogil=True)
 def _load_blocks(plane, base, stride, t):
     """LANES horizontally adjacent blocks, the first at ``plane[base]``,
     level shifted into the group ``t``.  Each row of eight values per
-    block is one interleaved load the compiler does with vector shuffles."""
+    block is one interleaved load the compiler does with vector shuffles
+    (only for a constant count: hence whole groups)."""
     for r in range(8):
         src = plane[base + r * stride:base + r * stride + 8 * LANES]
         dst = t[8 * r * LANES:8 * (r + 1) * LANES]
@@ -312,11 +350,30 @@ def _load_blocks(plane, base, stride, t):
 
 
 @njit(cache=True, nogil=True)
-def _transform_row(ybuf, cbuf, mcu_cols, my, y_bw, y_bh, div_y, div_c, fast, zigzag, t, q,
-                   masks):
+def _load_run(plane, base, stride, t, tmp, l0, n):
+    """Blocks ``plane[base]``, ``plane[base + 8]``... into lanes ``l0`` to
+    ``l0 + n - 1`` of ``t``, for a group that spans block rows or
+    components.  The first run loads a whole group straight into ``t``
+    (reading whatever lies around the run: the planes have margins for
+    it); later ones load into ``tmp`` and are blended in."""
+    if l0 == 0:
+        _load_blocks(plane, base, stride, t)
+        return
+    _load_blocks(plane, base - 8 * l0, stride, tmp)
+    for k in range(64):
+        dst = t[k * LANES:(k + 1) * LANES]
+        src = tmp[k * LANES:(k + 1) * LANES]
+        for lane in range(LANES):
+            dst[lane] = src[lane] if l0 <= lane < l0 + n else dst[lane]
+
+
+@njit(cache=True, nogil=True)
+def _transform_row(yplane, cplane, margin, mcu_cols, my, y_bw, y_bh, div_y, div_c, fast, t,
+                   tmp, q, masks):  # fmt: skip
     """Quantised coefficients of the MCU row's blocks into ``q`` (groups of
     LANES blocks, see :func:`lane_of`): the luma blocks, a block row at a
-    time, then Cb and Cr."""
+    time, then Cb and Cr.  The rows of the planes (as :func:`_mcu_row`
+    leaves them) start ``margin`` values in."""
     pw = 16 * mcu_cols
     cw = 8 * mcu_cols
     nluma = 4 * mcu_cols
@@ -325,28 +382,24 @@ def _transform_row(ybuf, cbuf, mcu_cols, my, y_bw, y_bh, div_y, div_c, fast, zig
     for g in range(total // LANES):
         g0 = g * LANES
         tg = t[:GROUP]
-        last = g0 + LANES - 1
-        if last < nluma and g0 // (2 * mcu_cols) == last // (2 * mcu_cols):
-            yi, bx = divmod(g0, 2 * mcu_cols)  # the whole group in one block row
-            _load_blocks(ybuf, 8 * yi * pw + 8 * bx, pw, tg)
-        elif (chroma0 <= g0 and last < chroma0 + 2 * mcu_cols
-              and (g0 - chroma0) // mcu_cols == (last - chroma0) // mcu_cols):
-            c, mx = divmod(g0 - chroma0, mcu_cols)
-            _load_blocks(cbuf, 8 * c * cw + 8 * mx, cw, tg)
-        else:  # block by block
-            for lane in range(LANES):
-                b = g0 + lane
-                if b < nluma:
-                    yi, bx = divmod(b, 2 * mcu_cols)
-                    _load_block(ybuf, 8 * yi * pw + 8 * bx, pw, tg, lane)
-                elif chroma0 <= b < chroma0 + 2 * mcu_cols:
-                    c, mx = divmod(b - chroma0, mcu_cols)
-                    _load_block(cbuf, 8 * c * cw + 8 * mx, cw, tg, lane)
-                else:
-                    for k in range(64):
-                        tg[k * LANES + lane] = 0
-        _transform_group(tg, q[g * GROUP:(g + 1) * GROUP], masks, g0,
-                         div_y if g0 < chroma0 else div_c, fast, zigzag)
+        # A group may span block rows and components: load it a run of
+        # neighbouring blocks at a time.  Lanes past the last block hold
+        # whatever the first run read; they are never coded.
+        lane = 0
+        while lane < LANES:
+            b = g0 + lane
+            if b < nluma:
+                yi, bx = divmod(b, 2 * mcu_cols)
+                n = min(LANES - lane, 2 * mcu_cols - bx)
+                _load_run(yplane, margin + 8 * yi * pw + 8 * bx, pw, tg, tmp, lane, n)
+            elif chroma0 <= b < chroma0 + 2 * mcu_cols:
+                c, mx = divmod(b - chroma0, mcu_cols)
+                n = min(LANES - lane, mcu_cols - mx)
+                _load_run(cplane, margin + 8 * c * cw + 8 * mx, cw, tg, tmp, lane, n)
+            else:
+                n = LANES - lane
+            lane += n
+        _transform_group(tg, q, g * GROUP, masks, g0, div_y if g0 < chroma0 else div_c, fast)
     # Blocks wholly outside the image carry only the DC of the block before
     # them (the one to the left, or for a missing bottom row the top-right
     # block of the MCU).
@@ -378,80 +431,84 @@ def lane_of(mcu_cols, mx, blk):
     return chroma0 + (blk - 4) * mcu_cols + mx
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _magnitude(x):
+    """(bit count, the low bits JPEG sends) of a coefficient: negatives go
+    as ``x - 1`` in the same number of bits."""
+    sign = x >> 63
+    n = 64 - _ctlz((x ^ sign) - sign)
+    return n, (x + sign) & ((np.int64(1) << n) - 1)
+
+
 @njit(cache=True, nogil=True)
-def _entropy_row(q, masks, mcu_cols, huff, state, codes, lengths, out):
+def _entropy_row(q, masks, mcu_cols, huff, state, out):
     """Huffman-code the MCU row's blocks, whose quantised coefficients the
     transform left in ``q`` (``masks`` marks the non-zero ones), onto
     ``out`` in scan order: four luma blocks, then Cb and Cr, per MCU.
     ``state`` carries (output position, bit accumulator, bits in it, last
-    DC of Y, Cb, Cr) from one MCU row to the next.
-
-    Each block's codes are gathered first and written by one loop: the bits
-    go out 32 at a time, each 0xFF byte followed by a stuffed zero."""
+    DC of Y, Cb, Cr) from one MCU row to the next.  Each symbol goes out
+    with its value bits in one step."""
     pos = state[0]
     acc = state[1]
     nacc = state[2]
-    for b in range(6 * mcu_cols):
-        blk = b % 6
-        comp = 0 if blk < 4 else blk - 3
-        t = 0 if comp == 0 else 4
-        lane = lane_of(mcu_cols, b // 6, blk)
-        o = lane // LANES * GROUP + lane % LANES
-        # DC difference, then the AC coefficients as (zero run, size) symbols;
-        # a value goes as its low n bits, negatives as value - 1
-        dc = np.int64(q[o])
-        diff = dc - state[3 + comp]
-        state[3 + comp] = dc
-        n = 64 - _ctlz(-diff if diff < 0 else diff)
-        v = diff - 1 if diff < 0 else diff
-        codes[0] = (huff[t, n] << n) | (v & ((1 << n) - 1))
-        lengths[0] = huff[t + 1, n] + n
-        ns = 1
-        last = 0
-        m = masks[lane] & ~np.int64(1)
-        while m != 0:
-            k = _cttz(m)
-            m &= m - 1
-            run = k - last - 1
-            while run > 15:  # sixteen zeros
-                codes[ns] = huff[t + 2, 0xF0]
-                lengths[ns] = huff[t + 3, 0xF0]
-                ns += 1
-                run -= 16
-            x = np.int64(q[o + k * LANES])
-            n = 64 - _ctlz(-x if x < 0 else x)
-            v = x - 1 if x < 0 else x
-            sym = (run << 4) | n
-            codes[ns] = (huff[t + 2, sym] << n) | (v & ((1 << n) - 1))
-            lengths[ns] = huff[t + 3, sym] + n
-            ns += 1
-            last = k
-        if last < 63:  # end of block
-            codes[ns] = huff[t + 2, 0]
-            lengths[ns] = huff[t + 3, 0]
-            ns += 1
-        for i in range(ns):
-            acc = (acc << lengths[i]) | codes[i]
-            nacc += lengths[i]
-            if nacc >= 32:
-                nacc -= 32
-                word = (acc >> nacc) & 0xFFFFFFFF
-                acc &= (1 << nacc) - 1
-                inv = word ^ 0xFFFFFFFF
-                if ((inv - 0x01010101) & ~inv & 0x80808080) == 0:  # no 0xFF byte
-                    out[pos] = word >> 24
-                    out[pos + 1] = (word >> 16) & 0xFF
-                    out[pos + 2] = (word >> 8) & 0xFF
-                    out[pos + 3] = word & 0xFF
-                    pos += 4
-                else:
-                    for j in range(4):
-                        byte = (word >> (24 - 8 * j)) & 0xFF
-                        out[pos] = byte
-                        pos += 1
-                        if byte == 0xFF:
-                            out[pos] = 0
+    for mx in range(mcu_cols):
+        for blk in range(6):
+            comp = 0 if blk < 4 else blk - 3
+            t = 0 if comp == 0 else 4
+            lane = lane_of(mcu_cols, mx, blk)
+            o = lane // LANES * GROUP + lane % LANES
+            # The DC difference, then the AC coefficients as (zero run, size)
+            # symbols, then end of block unless coefficient 63 was the last.
+            # One place in the loop writes every symbol: numba would not
+            # keep the bit writer's state in registers across a helper.
+            dc = np.int64(q[o])
+            n, v = _magnitude(dc - state[3 + comp])
+            state[3 + comp] = dc
+            code = (huff[t, n] << n) | v
+            length = huff[t + 1, n] + n
+            last = 0
+            m = masks[lane] & ~np.int64(1)
+            while True:
+                acc = (acc << length) | code  # fewer than 32 + 27 bits
+                nacc += length
+                if nacc >= 32:
+                    nacc -= 32
+                    word = (acc >> nacc) & 0xFFFFFFFF
+                    acc &= (np.int64(1) << nacc) - 1
+                    inv = word ^ 0xFFFFFFFF
+                    if ((inv - 0x01010101) & ~inv & 0x80808080) == 0:  # no 0xFF byte
+                        out[pos] = word >> 24
+                        out[pos + 1] = (word >> 16) & 0xFF
+                        out[pos + 2] = (word >> 8) & 0xFF
+                        out[pos + 3] = word & 0xFF
+                        pos += 4
+                    else:
+                        for j in range(4):
+                            byte = (word >> (24 - 8 * j)) & 0xFF
+                            out[pos] = byte
                             pos += 1
+                            if byte == 0xFF:
+                                out[pos] = 0
+                                pos += 1
+                if m == 0:
+                    if last >= 63:
+                        break
+                    code = huff[t + 2, 0]  # end of block
+                    length = huff[t + 3, 0]
+                    last = 64
+                    continue
+                k = _cttz(m)
+                run = k - last - 1
+                if run > 15:  # sixteen zeros
+                    code = huff[t + 2, 0xF0]
+                    length = huff[t + 3, 0xF0]
+                    last += 16
+                    continue
+                m &= m - 1
+                n, v = _magnitude(np.int64(q[o + k * LANES]))
+                code = (huff[t + 2, (run << 4) | n] << n) | v
+                length = huff[t + 3, (run << 4) | n] + n
+                last = k
     state[0] = pos
     state[1] = acc
     state[2] = nacc
@@ -487,7 +544,7 @@ def _mcu_row(px, start, step, width, height, my, pw, ybuf, cbp, crp, cbuf):
 
 
 @njit(cache=True, nogil=True)
-def encode_scan(px, start, step, width, height, div_y, div_c, fast, huff, zigzag):
+def encode_scan(px, start, step, width, height, div_y, div_c, fast, huff):
     """Entropy-coded data (without markers) of a 4:2:0 scan of the
     x8r8g8b8 pixels (uint32) whose image row ``y`` starts at ``px[start +
     y * step]``.
@@ -500,24 +557,26 @@ def encode_scan(px, start, step, width, height, div_y, div_c, fast, huff, zigzag
     y_bw = (width + 7) // 8
     y_bh = (height + 7) // 8
     pw = mcu_cols * 16
-    ybuf = np.empty(16 * pw, np.int32)
+    margin = 8 * LANES  # see _load_run
+    yplane = np.zeros(16 * pw + 2 * margin, np.int32)
+    ybuf = yplane[margin:margin + 16 * pw]
     cbp = np.empty(2 * pw, np.int32)  # a pair of rows of Cb
     crp = np.empty(2 * pw, np.int32)
-    cbuf = np.empty(8 * pw, np.int32)  # eight subsampled rows of Cb, eight of Cr
+    cplane = np.zeros(8 * pw + 2 * margin, np.int32)
+    cbuf = cplane[margin:margin + 8 * pw]  # eight subsampled rows of Cb, eight of Cr
     groups = (4 * mcu_cols + LANES - 1) // LANES + (2 * mcu_cols + LANES - 1) // LANES
     t = np.empty(GROUP, np.int32)
+    tmp = np.empty(GROUP, np.int32)
     q = np.empty(groups * GROUP, np.int32)
     masks = np.empty(groups * LANES, np.int64)
-    codes = np.empty(128, np.int64)
-    lengths = np.empty(128, np.int64)
     state = np.zeros(6, np.int64)
     # Worst case per block: 27 + 63 * 26 bits, every byte stuffed.
     out = np.empty(mcu_cols * mcu_rows * 6 * 420 + 16, np.uint8)
     for my in range(mcu_rows):
         _mcu_row(px, start, step, width, height, my, pw, ybuf, cbp, crp, cbuf)
-        _transform_row(ybuf, cbuf, mcu_cols, my, y_bw, y_bh, div_y, div_c, fast, zigzag, t, q,
-                       masks)
-        _entropy_row(q, masks, mcu_cols, huff, state, codes, lengths, out)
+        _transform_row(yplane, cplane, margin, mcu_cols, my, y_bw, y_bh, div_y, div_c, fast, t,
+                       tmp, q, masks)
+        _entropy_row(q, masks, mcu_cols, huff, state, out)
     pos = state[0]
     acc = state[1]
     nacc = state[2]
