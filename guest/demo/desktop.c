@@ -257,8 +257,33 @@ void text_area_putc(struct text_area *t, char c)
 
 void text_area_puts(struct text_area *t, const char *s)
 {
-    while (*s)
-        text_area_putc(t, *s++);
+    bool caret = t->caret_on;
+    text_area_caret(t, false);
+    while (*s) {
+        if (*s == '\n') {
+            text_area_newline(t);
+            s++;
+            continue;
+        }
+        /* what still fits on this line goes out as one TEXT command, the
+         * way a driver draws a string (typed keys come one at a time) */
+        int32_t x = t->pen_x, start = t->len;
+        while (*s && *s != '\n' && t->len < 127) {
+            const struct qxl_glyph *g = qxl_font_glyph(qxl_font_small, *s);
+            if (t->len > 0 && x + g->advance > t->win->body.right - t->pad)
+                break;
+            t->buf[t->len] = *s++;
+            t->advances[t->len++] = g->advance;
+            x += g->advance;
+        }
+        t->buf[t->len] = 0;
+        if (t->len > start)
+            qxl_text(&qxl, 0, qxl_font_small, t->pen_x, baseline(t), &t->buf[start], t->fg, -1);
+        t->pen_x = x;
+        if (*s && *s != '\n')
+            text_area_newline(t); /* the line is full */
+    }
+    text_area_caret(t, caret);
 }
 
 void text_area_backspace(struct text_area *t)
