@@ -5,9 +5,9 @@ A scripted QXL device (tests/spice_harness.py) feeds 320x240 DRAW_COPY
 frames of the demo's kind to a server whose one client (tests/spice_client.py,
 spice-gtk's display caps) reads without decoding.  Once the frames have
 become a video stream, each measured step is what the worker does per frame
-in the demo: a round that takes the frame (tree, stream, pipe, MJPEG,
-STREAM_DATA on the socket) and the polling round that follows it.  The two
-rounds run directly on the worker thread, timed with its CPU clock; between
+in the demo: the round that takes the frame (tree, stream, pipe, MJPEG,
+STREAM_DATA on the socket) and then polls the empty ring once more.  It
+runs directly on the worker thread, timed with its CPU clock; between
 frames the thread idles for ``--gap`` seconds (its caches go cold as they
 do between real frames: compare 0.001 with 0.04).
 
@@ -97,8 +97,7 @@ def run(n: int, gap: float, no_jpeg: bool) -> tuple[list[int], int]:
             for cmd in cmds:
                 h.qxl.cmds.append(cmd)
                 t0 = time.thread_time_ns()
-                worker._round()  # takes the frame
-                worker._round()  # polls the empty ring once more
+                worker._round()  # takes the frame, pushes it, polls the empty ring again
                 out.append(time.thread_time_ns() - t0)
                 time.sleep(gap)
                 worker.loop.run_once(0.001)  # the client's acknowledgements
