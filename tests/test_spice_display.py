@@ -275,9 +275,13 @@ def test_stalled_client_does_not_hold_the_guest_back(live):
     live.worker.update_area(0, qxl.Rect(0, 0, H, W), True)
     # everything the client will never get is back with the guest, except
     # what still sits in the socket buffers
-    time.sleep(0.5)
-    with q.lock:
-        released = len(set(q.released) & set(toks))
+    deadline = time.monotonic() + 10
+    while True:
+        with q.lock:
+            released = len(set(q.released) & set(toks))
+        if released > 300 or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert released > 300
     # the client reads again and ends with the server's picture
     d.pump(timeout=3)
