@@ -46,13 +46,19 @@ class _Timer:
 _SELECTOR_MASK = tuple((selectors.EVENT_READ if e & WatchEvent.READ else 0)
                        | (selectors.EVENT_WRITE if e & WatchEvent.WRITE else 0)
                        for e in range(4))
-_READY = {m: WatchEvent((WatchEvent.READ if m & selectors.EVENT_READ else 0)
-                        | (WatchEvent.WRITE if m & selectors.EVENT_WRITE else 0))
-          for m in range(4)}
+_READY = tuple(WatchEvent((WatchEvent.READ if m & selectors.EVENT_READ else 0)
+                          | (WatchEvent.WRITE if m & selectors.EVENT_WRITE else 0))
+               for m in range(4))
 
 
-def _selector_mask(events: WatchEvent) -> int:
+def selector_mask(events: WatchEvent) -> int:
+    """The ``selectors`` event mask watching for ``events``."""
     return _SELECTOR_MASK[int(events) & 3]
+
+
+def ready_events(mask: int) -> WatchEvent:
+    """The :class:`WatchEvent` flags of a ``selectors`` ready mask."""
+    return _READY[mask & 3]
 
 
 class EventLoop:
@@ -89,7 +95,7 @@ class EventLoop:
             raise ValueError(f"fd {fd} is already watched")
         w = _Watch(fd, WatchEvent(events), callback)
         self._watches[fd] = w
-        mask = _selector_mask(w.events)
+        mask = selector_mask(w.events)
         if mask:
             self._sel.register(fd, mask, w)
         return w
@@ -97,8 +103,8 @@ class EventLoop:
     def watch_update_mask(self, watch: _Watch, events: WatchEvent) -> None:
         if not watch.active or int(events) == int(watch.events):
             return
-        old = _selector_mask(watch.events)
-        new = _selector_mask(WatchEvent(events))
+        old = selector_mask(watch.events)
+        new = selector_mask(WatchEvent(events))
         watch.events = WatchEvent(events)
         if old == new:
             return
@@ -113,7 +119,7 @@ class EventLoop:
         if not watch.active:
             return
         watch.active = False
-        if _selector_mask(watch.events):
+        if selector_mask(watch.events):
             try:
                 self._sel.unregister(watch.fd)
             except (KeyError, ValueError):

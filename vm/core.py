@@ -33,6 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from spice.eventloop import ready_events, selector_mask
 from spice.interfaces import ChannelEvent, ChannelEventInfo, WatchEvent
 
 log = logging.getLogger(__name__)
@@ -94,17 +95,6 @@ class _TimerFd:
         except BlockingIOError:
             pass
         self._armed = None
-
-_SELECT_TO_WATCH = {selectors.EVENT_READ: WatchEvent.READ, selectors.EVENT_WRITE: WatchEvent.WRITE}
-
-
-def _selector_mask(events: WatchEvent) -> int:
-    mask = 0
-    if events & WatchEvent.READ:
-        mask |= selectors.EVENT_READ
-    if events & WatchEvent.WRITE:
-        mask |= selectors.EVENT_WRITE
-    return mask
 
 
 class CoreWatch:
@@ -189,7 +179,7 @@ class Core:
             if fd in self._watches:
                 raise ValueError(f"fd {fd} is already watched")
             self._watches[fd] = watch
-            mask = _selector_mask(events)
+            mask = selector_mask(events)
             if mask:
                 self._selector.register(fd, mask, watch)
         self._wake()
@@ -199,8 +189,8 @@ class Core:
         with self._lock:
             if not watch.active:
                 return
-            old = _selector_mask(watch.events)
-            new = _selector_mask(events)
+            old = selector_mask(watch.events)
+            new = selector_mask(events)
             watch.events = events
             if old and new:
                 self._selector.modify(watch.fd, new, watch)
@@ -217,7 +207,7 @@ class Core:
             watch.active = False
             if self._watches.get(watch.fd) is watch:
                 del self._watches[watch.fd]
-            if _selector_mask(watch.events):
+            if selector_mask(watch.events):
                 try:
                     self._selector.unregister(watch.fd)
                 except (KeyError, ValueError):
@@ -364,11 +354,7 @@ class Core:
             watch: CoreWatch = key.data
             if not watch.active:
                 continue
-            events = WatchEvent(0)
-            for bit, ev in _SELECT_TO_WATCH.items():
-                if mask & bit:
-                    events |= ev
-            events &= watch.events
+            events = ready_events(mask) & watch.events
             if events:
                 self._call(lambda w=watch, e=events: w.callback(w.fd, e))
 
