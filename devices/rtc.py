@@ -130,13 +130,14 @@ class CMOS:
 
     def reset(self) -> None:
         """A system reset: the RTC keeps time and its battery-backed RAM
-        (as on a PC and in QEMU), interrupt enables and flags are cleared,
-        a shutdown status other than 0xFE is cleared."""
+        (as on a PC and in QEMU), the periodic, alarm and square-wave enables
+        and the interrupt flags are cleared (the update-ended enable stays, as
+        in QEMU), a shutdown status other than 0xFE is cleared."""
         with self._lock:
             d = self.state.data
             if d[SHUTDOWN_STATUS] != 0xFE:
                 d[SHUTDOWN_STATUS] = 0
-            d[REG_B] &= ~(B_PIE | B_AIE | B_SQWE | B_UIE)
+            d[REG_B] &= ~(B_PIE | B_AIE | B_SQWE)
             d[REG_C] &= ~(C_UF | C_IRQF | C_PF | C_AF)
             self.state.index = 0
             self.state.nmi_masked = False

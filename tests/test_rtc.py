@@ -229,7 +229,7 @@ def test_invalid_time_write_is_harmless(b: Board) -> None:
 def test_reset_keeps_time_and_ram_clears_enables(b: Board) -> None:
     b.write(0x40, 0x11)
     b.write(0x0F, 0x05)
-    b.write(0x0B, 0x72)
+    b.write(0x0B, 0x62)  # PIE | AIE | 24h
     b.clock.advance(10**9)
     assert b.irq.level
     b.cmos.reset()
@@ -240,4 +240,14 @@ def test_reset_keeps_time_and_ram_clears_enables(b: Board) -> None:
     assert b.read(0x0F) == 0
     assert b.read(0) == 0x59
     b.clock.advance(2 * 10**9)
-    assert not b.irq.level  # no periodic/update interrupts after reset
+    assert not b.irq.level  # no periodic/alarm interrupts after reset
+
+
+def test_reset_keeps_the_update_interrupt_enable(b: Board) -> None:
+    # as QEMU's mc146818: a reset clears PIE, AIE and SQWE but not UIE
+    b.write(0x0B, 0x12)  # UIE | 24h
+    b.cmos.reset()
+    assert b.read(0x0B) == 0x12
+    b.clock.advance(2 * 10**9)
+    assert b.irq.level
+    assert b.read(0x0C) & 0x90 == 0x90  # IRQF | UF
