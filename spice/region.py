@@ -116,7 +116,7 @@ def _merge_spans(a, na, b, nb, op, out):
 
 
 @njit(cache=True, nogil=True)
-def _put_band(res, n, band, spans, ns, top, bottom):
+def put_band(res, n, band, spans, ns, top, bottom):
     """Append a band to ``res`` (capacity checked by the caller), merging it
     with the previous band when that one ends at ``top`` with the same
     spans.  ``band`` is where the previous band starts.  Returns (n, band)."""
@@ -176,7 +176,7 @@ def region_op(a, b, op):
             grown = np.empty((2 * (n + kc), 4), np.int32)
             grown[:n] = res[:n]
             res = grown
-        n, band = _put_band(res, n, band, sc, kc, top, bottom)
+        n, band = put_band(res, n, band, sc, kc, top, bottom)
     return res[:n].copy()
 
 
@@ -222,7 +222,7 @@ def region_from_rects(rects):
             grown = np.empty((2 * (n + kc), 4), np.int32)
             grown[:n] = res[:n]
             res = grown
-        n, band = _put_band(res, n, band, merged, kc, top, bottom)
+        n, band = put_band(res, n, band, merged, kc, top, bottom)
     return res[:n].copy()
 
 
