@@ -291,7 +291,7 @@ def test_stalled_client_does_not_hold_the_guest_back(live):
 
 def test_encoded_image_layout_for_the_encoder_seam():
     """What an image encoder hands back is marshalled as spice.proto's Image."""
-    from spice_client import DisplayClient
+    from display_client import DisplayClient
 
     from spice.codecs import quic_encode
     from spice.display_client import EncodedImage

@@ -64,7 +64,8 @@ sys.path.insert(0, str(TOP / "tests"))
 sys.path.insert(0, str(TOP / "tools"))
 
 from bench_spice import connect_once, free_port, wait_listening  # noqa: E402
-from spice_client import DisplayClient, Session  # noqa: E402
+from display_client import DisplayClient  # noqa: E402
+from spice_client import Session  # noqa: E402
 
 from spice import qxl  # noqa: E402
 from spice.protocol import ChannelType, MsgCInputs, MsgDisplay  # noqa: E402
