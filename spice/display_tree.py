@@ -27,6 +27,7 @@ from spice.qxl import BitmapImage, Command, Drawable, Rect
 log = logging.getLogger(__name__)
 
 NUM_DRAWABLES = 1000  # spice-server's drawable pool
+_NO_DEPS = (-1, -1, -1)
 
 _READS_DEST = (qxl.SPICE_ROPD_OP_OR | qxl.SPICE_ROPD_OP_AND | qxl.SPICE_ROPD_OP_XOR
                | qxl.SPICE_ROPD_OP_INVERS | qxl.SPICE_ROPD_INVERS_DEST)
@@ -82,9 +83,12 @@ class DrawableItem:
         self.cmd = cmd
         self.drawable = drawable
         self.surface_id = drawable.surface_id
-        self.deps = tuple(s for s in drawable.surfaces_dest if s != -1)
+        dests = drawable.surfaces_dest
+        self.deps = () if dests == _NO_DEPS else tuple(s for s in dests if s != -1)
         self.area = area  # bbox clipped to the clip rectangles' extent
-        self.region = drawable_region(drawable) if rgn is None else rgn
+        if rgn is None:
+            rgn = drawable_region(drawable)
+        self.region = rgn
         self.opaque = (drawable.effect == qxl.QXL_EFFECT_OPAQUE
                        and covers_destination(drawable))
         self.self_image: BitmapImage | None = None
@@ -95,8 +99,8 @@ class DrawableItem:
         self.culled = False
         self.mm_time = drawable.mm_time
         self.seq = 0  # command order, set by the current tree
-        self.vis = self.region  # what later opaque draws have not covered yet
-        self.vis_ext = region.extents(self.region)
+        self.vis = rgn  # what later opaque draws have not covered yet
+        self.vis_ext = region.extents(rgn)
         self.shadows: list = []  # areas this pending drawable reads (current_tree)
         self.pipe_items: list = []  # (client, pipe item) still able to be unqueued
         self.graduality: int | None = None  # of the DRAW_COPY source, once computed

@@ -176,9 +176,8 @@ class EventLoop:
         delay = self.next_timer_delay()
         if delay is not None and (timeout is None or delay < timeout):
             timeout = delay
-        with self._soon_lock:
-            if self._soon:
-                timeout = 0
+        if self._soon:  # (a racing call_soon writes the wake pipe)
+            timeout = 0
         for key, mask in self._sel.select(timeout):
             w = key.data
             if w is None:
@@ -216,6 +215,8 @@ class EventLoop:
             self._guard(timer.callback)
 
     def _run_soon(self) -> None:
+        if not self._soon:
+            return  # (a racing call_soon writes the wake pipe: next round)
         with self._soon_lock:
             calls = list(self._soon)
             self._soon.clear()

@@ -101,6 +101,11 @@ class QXLInterfaceMixin:
             if self.mode == QXLMode.VGA:
                 with self._lock:
                     return self._vga_updates.popleft() if self._vga_updates else None
+            if self.cmd_ring.is_empty():
+                # without the lock: a push racing with this read is found by
+                # the next poll, or by the notification request, which
+                # checks again under the lock
+                return None
             return self._fetch(display=True)
         except Exception:
             self._internal_error("get_command")
@@ -108,8 +113,8 @@ class QXLInterfaceMixin:
 
     def get_cursor_command(self: QXLDevice) -> Q.Command | None:
         try:
-            if self.mode == QXLMode.VGA:
-                return None
+            if self.mode == QXLMode.VGA or self.cursor_ring.is_empty():
+                return None  # (unlocked, as in get_command)
             return self._fetch(display=False)
         except Exception:
             self._internal_error("get_cursor_command")

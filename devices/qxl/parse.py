@@ -51,6 +51,10 @@ _COPY = flat_struct(L.COPY)[0]
 _GLYPH = flat_struct(L.RASTER_GLYPH_HEAD)[0]
 _UNION_AT = L.DRAWABLE_HEAD.itemsize
 _COPY_TYPES = (Q.QXL_DRAW_COPY, Q.QXL_DRAW_BLEND)
+_ZEROS = (0,) * 12
+_NO_DEPS = (-1, -1, -1)
+_NO_RECT = Q.Rect(0, 0, 0, 0)
+_NO_DEP_RECTS = (_NO_RECT,) * 3
 
 
 class CommandParser(ResourceReader):
@@ -80,9 +84,9 @@ class CommandParser(ResourceReader):
     def display_command(self, ctype: int, phys: int,
                         flags: int) -> tuple[Q.CommandPayload, tuple[np.ndarray, int]]:
         """Payload and the location of its QXLReleaseInfo."""
-        release = self.slots.translate(phys, 8)
         if ctype == Q.QXL_CMD_DRAW:
-            return self.drawable(phys, flags), release
+            return self.drawable(phys, flags)
+        release = self.slots.translate(phys, 8)
         if ctype == Q.QXL_CMD_SURFACE:
             return self.surface_cmd(phys), release
         if ctype == Q.QXL_CMD_UPDATE:
@@ -98,17 +102,22 @@ class CommandParser(ResourceReader):
         return self.cursor_cmd(phys), release
 
     # -- drawables
-    def drawable(self, phys: int, flags: int) -> Q.Drawable:
+    def drawable(self, phys: int, flags: int) -> tuple[Q.Drawable, tuple[np.ndarray, int]]:
+        """The drawable at ``phys`` and where its QXLReleaseInfo lies (its
+        first field, inside the one translation of the whole structure)."""
         if flags & Q.QXL_COMMAND_FLAG_COMPAT:
-            return self._compat_drawable(phys, flags)
+            return self._compat_drawable(phys, flags), self.slots.translate(phys, 8)
         array, offset = self.slots.translate(phys, L.DRAWABLE_SIZE)
         h = _HEAD.unpack_from(array, offset)  # every field read once, as plain ints
         dtype = h[_H_TYPE]
-        surface_id = self.surface_id(h[_H_SURFACE], "drawable")
+        surface_id = h[_H_SURFACE]
+        if not 0 <= surface_id < self.n_surfaces:
+            self.surface_id(surface_id, "drawable")  # raises
         deps = h[_H_DEPS:_H_DEPS + 3]
-        for dep in deps:
-            if dep != -1:
-                self.surface_id(dep, "drawable dependency")
+        if deps != _NO_DEPS:
+            for dep in deps:
+                if dep != -1:
+                    self.surface_id(dep, "drawable dependency")
         clip = self.clip_of(h[_H_CLIP_TYPE], h[_H_CLIP_DATA])
         union_at = offset + _UNION_AT
         if dtype == Q.QXL_DRAW_COPY:
@@ -120,15 +129,18 @@ class CommandParser(ResourceReader):
                                     flags)
         # spice-server resets self_bitmap for COPY and BLEND: some drivers set it wrongly
         self_bitmap = 0 if dtype in _COPY_TYPES else h[_H_SELF]
-        r = _H_DEP_RECTS
+        # most draws have no self bitmap and no dependencies: their all-zero
+        # rectangles are shared constants rather than five new tuples
+        area = h[_H_SELF_AREA:_H_SELF_AREA + 4]
+        r = h[_H_DEP_RECTS:_H_DEP_RECTS + 12]
         return Q.Drawable(
             surface_id=surface_id, effect=h[_H_EFFECT], type=dtype, self_bitmap=self_bitmap,
-            self_bitmap_area=Q.Rect(*h[_H_SELF_AREA:_H_SELF_AREA + 4]),
+            self_bitmap_area=_NO_RECT if area == _ZEROS[:4] else Q.Rect(*area),
             bbox=Q.Rect(*h[_H_BBOX:_H_BBOX + 4]), clip=clip, mm_time=h[_H_MM_TIME],
             surfaces_dest=deps,  # type: ignore[arg-type]
-            surfaces_rects=(Q.Rect(*h[r:r + 4]), Q.Rect(*h[r + 4:r + 8]),
-                            Q.Rect(*h[r + 8:r + 12])),
-            u=payload)
+            surfaces_rects=_NO_DEP_RECTS if r == _ZEROS else (
+                Q.Rect(*r[:4]), Q.Rect(*r[4:8]), Q.Rect(*r[8:])),
+            u=payload), (array, offset)
 
     def _compat_drawable(self, phys: int, flags: int) -> Q.Drawable:
         raw = self.slots.copy(phys, L.COMPAT_DRAWABLE_SIZE)
@@ -192,11 +204,12 @@ class CommandParser(ResourceReader):
         src = self.source(src_phys, flags, what)
         area = Q.Rect(top, left, bottom, right)
         # spice-server: the source area must not be inverted or leave the bitmap
-        if area.left < 0 or area.left > area.right or area.top < 0 or area.top > area.bottom:
+        if left < 0 or left > right or top < 0 or top > bottom:
             raise GuestBug(f"{what}: inverted or negative source area {area}")
-        if isinstance(src, Q.BitmapImage) and (area.right > src.x or area.bottom > src.y):
+        if isinstance(src, Q.BitmapImage) and (right > src.x or bottom > src.y):
             raise GuestBug(f"{what}: source area {area} outside the {src.x}x{src.y} bitmap")
-        return src, area, rop, scale_mode, self.qmask_of(mflags, mx, my, mask_phys, flags)
+        mask = self.qmask_of(mflags, mx, my, mask_phys, flags) if mask_phys else Q.NO_MASK
+        return src, area, rop, scale_mode, mask
 
     def _copy(self, array: np.ndarray, at: int, flags: int) -> Q.Copy:
         return Q.Copy(*self._copy_like(array, at, flags, "copy"))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from devices.qxl.memslots import GuestBug
-from devices.qxl.rings import CONS, NUM_ITEMS, PROD, Ring
+from devices.qxl.rings import PROD, Ring
 
 FREE_BUNCH_SIZE = 32
 _U64 = struct.Struct("<Q")  # a QXLReleaseInfo, read or written whole
@@ -81,8 +81,7 @@ class ReleaseBatcher:
 
     def ring_full(self) -> bool:
         """QEMU keeps one slot free: the list being built lives there."""
-        r = self.ring
-        return (r.get(PROD) - r.get(CONS) + 1) & 0xFFFFFFFF == r.get(NUM_ITEMS)
+        return self.ring.space() == 1
 
     def push(self, flush: bool) -> bool:
         """Publish the current list; returns whether DISPLAY should be raised."""
