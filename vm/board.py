@@ -36,11 +36,10 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from devices.bus import IOPortSpace
 from devices.debugexit import DebugExit
 from devices.fw_cfg import E820_RAM, FwCfg
+from devices.hostmem import guest_memory
 from devices.i8042 import I8042
 from devices.pci import PCIBus, PCIDevice
 from devices.pic import PICPair
@@ -119,7 +118,7 @@ class Board:
         self.cpu = CPU(self.ioports, no_reboot=config.no_reboot)
         self.memory = self.cpu.memory
         self.below_4g, self.above_4g = ram_split(config.ram_size)
-        self.ram = np.zeros(config.ram_size, dtype=np.uint8)
+        self.ram = guest_memory(config.ram_size)
         self._map_ram()
         self.bios = self.memory.map_rom("bios", 0x100000000 - BIOS_SIZE, config.bios)
         self.memory.map_rom("bios-isa", BIOS_ISA_BASE, config.bios)

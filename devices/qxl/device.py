@@ -41,6 +41,7 @@ import time
 import numpy as np
 
 from devices.bus import Clock, IOPortSpace, MemoryMap
+from devices.hostmem import guest_memory
 from devices.pci import Bar, BarKind, PCIDevice
 from devices.qxl import layout as L
 from devices.qxl.interface import QXLInterfaceMixin
@@ -72,13 +73,6 @@ GUEST_BUG_LOG_WINDOW_S = 10.0
 
 def _pow2ceil(n: int) -> int:
     return 1 << max(0, n - 1).bit_length()
-
-
-def _page_aligned_zeros(size: int) -> np.ndarray:
-    """Zeroed memory whose first byte is 4 KiB aligned (Unicorn maps it)."""
-    raw = np.zeros(size + 4096, np.uint8)
-    start = -raw.ctypes.data % 4096
-    return raw[start:start + size]
 
 
 class _NullWorker:
@@ -142,9 +136,9 @@ class QXLDevice(QXLPortsMixin, QXLInterfaceMixin, PCIDevice):
         self.vram_size = _pow2ceil(vram_size)
 
         # -- backing memory
-        self.ram = _page_aligned_zeros(self.ram_size)
-        self.vram = _page_aligned_zeros(self.vram_size)
-        self.rom_mem = _page_aligned_zeros(L.ROM_SIZE)
+        self.ram = guest_memory(self.ram_size)
+        self.vram = guest_memory(self.vram_size)
+        self.rom_mem = guest_memory(L.ROM_SIZE)
         self.surface0_area_size = (self.vgamem_size + L.PAGE_SIZE - 1) // L.PAGE_SIZE * L.PAGE_SIZE
         self.ram_header_offset = self.ram_size - L.RAM_HEADER_SIZE
         self.num_pages = (self.ram_size - L.RAM_HEADER_SIZE - self.surface0_area_size) \
