@@ -19,11 +19,15 @@ HUGE_PAGE = 2 << 20
 
 def guest_memory(size: int) -> np.ndarray:
     """``size`` zeroed bytes as a writable uint8 array, 4 KiB aligned and
-    backed by huge pages where the kernel allows it."""
+    backed by huge pages where the kernel allows it.  Raises MemoryError
+    when the host cannot give that much."""
     if size <= 0:
         raise ValueError(f"guest memory of {size} bytes")
-    mem = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
-                    prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    try:
+        mem = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
+                        prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    except OSError as exc:  # ENOMEM: what numpy would report as MemoryError
+        raise MemoryError(f"cannot map {size} bytes: {exc.strerror}") from exc
     if size >= HUGE_PAGE and hasattr(mmap, "MADV_HUGEPAGE"):
         try:
             mem.madvise(mmap.MADV_HUGEPAGE)

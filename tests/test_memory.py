@@ -12,6 +12,7 @@ import pytest
 from vm_asm import TestMachine
 
 from devices.bus import NullIrq
+from devices.hostmem import guest_memory
 from devices.pci import Bar, BarKind, PCIBus, PCIDevice
 from vm.cpu import StopReason
 
@@ -144,3 +145,36 @@ def test_a_scan_of_unassigned_memory_reads_ones_and_adds_few_mappings() -> None:
     elapsed = time.monotonic() - start
     assert m.values == [0xFFFFFFFF]
     assert len(list(m.cpu.uc.mem_regions())) - before <= 4, elapsed
+
+
+def _vm_flags(address: int) -> list[str]:
+    """The kernel's VmFlags of the mapping that holds ``address``."""
+    flags: list[str] | None = None
+    inside = False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = lo <= address < hi
+            elif inside and head == "VmFlags:":
+                flags = line.split()[1:]
+                break
+    assert flags is not None, f"no mapping holds {address:#x}"
+    return flags
+
+
+def test_guest_memory_is_zeroed_aligned_and_asks_for_huge_pages() -> None:
+    mem = guest_memory(8 << 20)
+    assert mem.dtype == np.uint8 and mem.size == 8 << 20 and mem.flags.writeable
+    assert mem.ctypes.data % 4096 == 0
+    assert not mem[::4096].any()
+    mem[-1] = 7  # writable to the last byte
+    # THP in "madvise" mode (Debian's default) only backs mappings marked
+    # so, as QEMU marks its RAM blocks
+    assert "hg" in _vm_flags(mem.ctypes.data)
+
+
+def test_guest_memory_the_host_cannot_give_is_a_memory_error() -> None:
+    with pytest.raises(MemoryError):
+        guest_memory(1 << 60)
