@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from spice.worker import RedWorker
 
 log = logging.getLogger(__name__)
-_NO_DEPS = (-1, -1, -1)  # surfaces_dest of a draw that reads no other surface
 
 # The display caps the device is told about (guest_set_client_capabilities).
 _GUEST_CAPS = (DisplayCap.SIZED_STREAM, DisplayCap.MONITORS_CONFIG, DisplayCap.COMPOSITE,
@@ -474,7 +473,7 @@ class DisplayChannel:
         top, left, bottom, right = b
         bad = (s is None or top < 0 or left < 0 or bottom < 0 or right < 0
                or bottom > s.height or right > s.width or d.type not in _DRAWABLE_TYPES
-               or (d.surfaces_dest != _NO_DEPS
+               or (d.surfaces_dest != qxl.NO_DEPS
                    and any(dep != -1 and dep not in self.surfaces for dep in d.surfaces_dest)))
         if bad:
             self.stats.guest_errors += 1

@@ -27,7 +27,6 @@ from spice.qxl import BitmapImage, Command, Drawable, Rect
 log = logging.getLogger(__name__)
 
 NUM_DRAWABLES = 1000  # spice-server's drawable pool
-_NO_DEPS = (-1, -1, -1)
 
 _READS_DEST = (qxl.SPICE_ROPD_OP_OR | qxl.SPICE_ROPD_OP_AND | qxl.SPICE_ROPD_OP_XOR
                | qxl.SPICE_ROPD_OP_INVERS | qxl.SPICE_ROPD_INVERS_DEST)
@@ -84,7 +83,7 @@ class DrawableItem:
         self.drawable = drawable
         self.surface_id = drawable.surface_id
         dests = drawable.surfaces_dest
-        self.deps = () if dests == _NO_DEPS else tuple(s for s in dests if s != -1)
+        self.deps = () if dests == qxl.NO_DEPS else tuple(s for s in dests if s != -1)
         self.area = area  # bbox clipped to the clip rectangles' extent
         if rgn is None:
             rgn = drawable_region(drawable)

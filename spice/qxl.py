@@ -123,6 +123,7 @@ class QMask:
 
 
 NO_MASK = QMask(0, Point(0, 0), None)
+NO_DEPS = (-1, -1, -1)  # Drawable.surfaces_dest of a draw that reads no other surface
 
 
 # -- draw payloads (QXLDrawable.u) ---------------------------------------------

@@ -52,7 +52,6 @@ _GLYPH = flat_struct(L.RASTER_GLYPH_HEAD)[0]
 _UNION_AT = L.DRAWABLE_HEAD.itemsize
 _COPY_TYPES = (Q.QXL_DRAW_COPY, Q.QXL_DRAW_BLEND)
 _ZEROS = (0,) * 12
-_NO_DEPS = (-1, -1, -1)
 _NO_RECT = Q.Rect(0, 0, 0, 0)
 _NO_DEP_RECTS = (_NO_RECT,) * 3
 
@@ -114,7 +113,7 @@ class CommandParser(ResourceReader):
         if not 0 <= surface_id < self.n_surfaces:
             self.surface_id(surface_id, "drawable")  # raises
         deps = h[_H_DEPS:_H_DEPS + 3]
-        if deps != _NO_DEPS:
+        if deps != Q.NO_DEPS:
             for dep in deps:
                 if dep != -1:
                     self.surface_id(dep, "drawable dependency")
