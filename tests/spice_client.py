@@ -37,6 +37,13 @@ if TYPE_CHECKING:
     from display_client import DisplayClient
 
 DEFAULT_COMMON = (CommonCap.PROTOCOL_AUTH_SELECTION, CommonCap.AUTH_SPICE, CommonCap.MINI_HEADER)
+# what spice-gtk 0.42 announces on its display channel (no GL, no other
+# codecs) and the image cache it asks for, for tools that play that client
+GTK_DISPLAY_CAPS = (DisplayCap.SIZED_STREAM, DisplayCap.MONITORS_CONFIG, DisplayCap.COMPOSITE,
+                    DisplayCap.A8_SURFACE, DisplayCap.LZ4_COMPRESSION,
+                    DisplayCap.PREF_COMPRESSION, DisplayCap.MULTI_CODEC,
+                    DisplayCap.CODEC_MJPEG)
+GTK_CACHE_PIXELS = 80 * 1024 * 1024 // 4
 _OAEP = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(),
                      label=None)
 

@@ -45,15 +45,10 @@ TOP = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TOP))
 sys.path.insert(0, str(TOP / "tests"))
 
-from spice_client import Session  # noqa: E402
+from spice_client import GTK_CACHE_PIXELS, GTK_DISPLAY_CAPS, Session  # noqa: E402
 
-from spice.protocol import DisplayCap, Msg, MsgDisplay  # noqa: E402
+from spice.protocol import Msg, MsgDisplay  # noqa: E402
 
-# what spice-gtk 0.42 announces on its display channel (no GL, no other codecs)
-GTK_CAPS = (DisplayCap.SIZED_STREAM, DisplayCap.MONITORS_CONFIG, DisplayCap.COMPOSITE,
-            DisplayCap.A8_SURFACE, DisplayCap.LZ4_COMPRESSION, DisplayCap.PREF_COMPRESSION,
-            DisplayCap.MULTI_CODEC, DisplayCap.CODEC_MJPEG)
-GTK_CACHE_PIXELS = 80 * 1024 * 1024 // 4
 LZ_MAX_WINDOW = 1 << 25
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 _FRAMES = re.compile(r"^demo: fps [\d.]+ frames (\d+)")
@@ -199,7 +194,7 @@ def measure(m: Machine, port: int, warmup: float, seconds: float,
                 continue
     threading.Thread(target=keep_main_alive, daemon=True).start()
     glz_window = min(LZ_MAX_WINDOW, s.init.ram_hint // 2 // 4)
-    d = s.open_display(caps=GTK_CAPS, cache_size=GTK_CACHE_PIXELS, decode_draws=False,
+    d = s.open_display(caps=GTK_DISPLAY_CAPS, cache_size=GTK_CACHE_PIXELS, decode_draws=False,
                        glz_window=glz_window)
     counts = Counts()
     video_box = None

@@ -34,17 +34,13 @@ sys.path.insert(0, str(TOP))
 sys.path.insert(0, str(TOP / "tests"))
 
 import numpy as np  # noqa: E402
-from spice_client import Session  # noqa: E402
+from spice_client import GTK_CACHE_PIXELS, GTK_DISPLAY_CAPS, Session  # noqa: E402
 from spice_harness import Harness, bitmap32, copy_cmd, primary_create  # noqa: E402
 
 from spice import mjpeg_rate, video_stream_wire  # noqa: E402
 from spice.codecs import corpus  # noqa: E402
 from spice.options import SpiceOptions  # noqa: E402
-from spice.protocol import DisplayCap  # noqa: E402
 
-GTK_CAPS = (DisplayCap.SIZED_STREAM, DisplayCap.MONITORS_CONFIG, DisplayCap.COMPOSITE,
-            DisplayCap.A8_SURFACE, DisplayCap.LZ4_COMPRESSION, DisplayCap.PREF_COMPRESSION,
-            DisplayCap.MULTI_CODEC, DisplayCap.CODEC_MJPEG)
 DEST = (100, 600, 340, 920)  # where the demo's video sits on a 1024x768 desktop
 
 
@@ -72,7 +68,7 @@ def run(n: int, gap: float, no_jpeg: bool) -> tuple[list[int], int]:
         h.worker.start()
         session = Session("127.0.0.1", h.port)
         session.channels()
-        d = session.open_display(caps=GTK_CAPS, cache_size=80 * 1024 * 1024 // 4,
+        d = session.open_display(caps=GTK_DISPLAY_CAPS, cache_size=GTK_CACHE_PIXELS,
                                  decode_draws=False)
 
         def reader() -> None:  # the client reads (and acknowledges) all the time
