@@ -21,6 +21,8 @@ single-rectangle case.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from numba import njit
 
@@ -277,11 +279,42 @@ def _covers(a, b):
 # -- the API --------------------------------------------------------------------
 
 
+# Regions are values: no operation changes an array it is given, and the
+# arrays handed out are read-only.  So one rectangle can be one shared
+# array, which makes the commonest case -- a video frame drawn over the
+# previous frame's rectangle -- an identity test in the operations below
+# instead of numpy calls (each a few microseconds on a worker thread that
+# wakes once per frame with cold caches).
+_RECTS: dict[tuple[int, int, int, int], np.ndarray] = {}
+_RECT_OF: dict[int, tuple[int, int, int, int]] = {}  # id of a cached array -> its rectangle
+_RECTS_MAX = 1024
+_RECTS_LOCK = threading.Lock()
+_NO_EXTENTS = (0, 0, 0, 0)
+
+
 def rect(top: int, left: int, bottom: int, right: int) -> np.ndarray:
-    """One rectangle as a region (empty if it has no pixels)."""
+    """One rectangle as a region (empty if it has no pixels).  The same
+    rectangle gives the same read-only array while it is cached."""
     if bottom <= top or right <= left:
         return EMPTY
-    return np.array([[top, left, bottom, right]], np.int32)
+    r = _RECTS.get((top, left, bottom, right))
+    if r is not None:
+        return r
+    key = (int(top), int(left), int(bottom), int(right))
+    r = np.array([key], np.int32)
+    r.flags.writeable = False
+    with _RECTS_LOCK:
+        # Every id in _RECT_OF belongs to an array _RECTS keeps alive, so an
+        # id looked up cannot be a dead array's reused by another one.
+        cached = _RECTS.get(key)
+        if cached is not None:  # another thread was first
+            return cached
+        if len(_RECTS) >= _RECTS_MAX:
+            _RECT_OF.clear()
+            _RECTS.clear()
+        _RECTS[key] = r
+        _RECT_OF[id(r)] = key
+    return r
 
 
 def from_rects(rects: np.ndarray | list) -> np.ndarray:
@@ -296,11 +329,16 @@ def from_rects(rects: np.ndarray | list) -> np.ndarray:
 
 
 def is_empty(r: np.ndarray) -> bool:
-    return r.shape[0] == 0
+    return r is EMPTY or r.shape[0] == 0
 
 
 def extents(r: np.ndarray) -> tuple[int, int, int, int]:
     """(top, left, bottom, right) of the bounding box; all 0 when empty."""
+    if r is EMPTY:
+        return _NO_EXTENTS
+    box = _RECT_OF.get(id(r))
+    if box is not None:
+        return box
     n = r.shape[0]
     if n == 1:
         t, lf, b, rt = r[0].tolist()
@@ -311,6 +349,9 @@ def extents(r: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def area(r: np.ndarray) -> int:
+    box = _RECT_OF.get(id(r))
+    if box is not None:
+        return (box[2] - box[0]) * (box[3] - box[1])
     if r.shape[0] == 1:
         t, lf, b, rt = r[0].tolist()
         return (b - t) * (rt - lf)
@@ -332,6 +373,8 @@ def _extents_apart(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def intersect(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a is b:
+        return a
     if a.shape[0] == 0 or b.shape[0] == 0:
         return EMPTY
     if a.shape[0] == 1 and b.shape[0] == 1:
@@ -342,6 +385,8 @@ def intersect(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a is b:
+        return a
     if a.shape[0] == 0:
         return b
     if b.shape[0] == 0:
@@ -355,6 +400,8 @@ def union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def subtract(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The pixels of ``a`` that are not in ``b``."""
+    if a is b:
+        return EMPTY
     if a.shape[0] == 0 or b.shape[0] == 0:
         return a
     if b.shape[0] == 1 and _covers_extents(b, a):
@@ -366,7 +413,7 @@ def subtract(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _covers_extents(single: np.ndarray, r: np.ndarray) -> bool:
     t, lf, b, rt = extents(r)
-    st, sl, sb, sr = single[0].tolist()
+    st, sl, sb, sr = extents(single)
     return st <= t and sl <= lf and b <= sb and rt <= sr
 
 
@@ -384,6 +431,8 @@ def intersects(a: np.ndarray, b: np.ndarray) -> bool:
 
 def contains(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether every pixel of ``b`` is also in ``a`` (an empty ``b`` is)."""
+    if a is b:
+        return True
     if b.shape[0] == 0:
         return True
     if a.shape[0] == 0:
@@ -394,6 +443,8 @@ def contains(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def equal(a: np.ndarray, b: np.ndarray) -> bool:
+    if a is b:
+        return True
     if a.shape != b.shape:
         return False
     if a.shape[0] == 1:

@@ -116,8 +116,9 @@ def jpeg_encode(
 
 def _encode(px: np.ndarray, start: int, step: int, width: int, height: int, quality: int,
             fast_dct: bool, huffman_tables: bool) -> bytes:
-    """The JFIF stream of the image whose row ``y`` starts at ``px[start + y
-    * step]`` (read-only x8r8g8b8 words)."""
+    """The JFIF stream of the image whose row ``y`` starts at pixel ``start
+    + y * step`` of ``px``: flat uint8 bytes of x8r8g8b8 words (the guest's
+    own memory, or a converted copy)."""
     if not (0 < width <= _MAX_SIDE and 0 < height <= _MAX_SIDE):
         raise ValueError(f"JPEG cannot hold a {width}x{height} image")
     div_luma, div_chroma = _divisors(quality, fast_dct)
@@ -127,11 +128,9 @@ def _encode(px: np.ndarray, start: int, step: int, width: int, height: int, qual
 
 
 def _pack(r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Channel planes as flat read-only x8r8g8b8 words."""
+    """Channel planes as the flat bytes of x8r8g8b8 words."""
     px = (r.astype(np.uint32) << 16) | (g.astype(np.uint32) << 8) | b
-    px = px.reshape(-1)
-    px.flags.writeable = False
-    return px
+    return px.reshape(-1).view(np.uint8)
 
 
 # A video stream encodes every frame with one of a few qualities and one
@@ -153,6 +152,7 @@ def _cached_headers(width: int, height: int, quality: int, huffman_tables: bool)
                     scaled_quant(CHROMINANCE_QUANT, quality), huffman_tables)
 
 
+_U8 = np.dtype(np.uint8)
 _BPP = {
     SPICE_BITMAP_FMT_16BIT: 2,
     SPICE_BITMAP_FMT_24BIT: 3,
@@ -161,18 +161,21 @@ _BPP = {
 }
 def _checked(pixels: np.ndarray | bytes, width: int, height: int, stride: int, fmt: int
              ) -> np.ndarray:  # fmt: skip
-    """The bitmap's bytes as a flat read-only array, after checking that
-    they hold ``height`` rows of ``stride`` (the last one may stop at its
-    last pixel)."""
+    """The bitmap's bytes as a flat uint8 array, after checking that they
+    hold ``height`` rows of ``stride`` (the last one may stop at its last
+    pixel)."""
     bpp = _BPP.get(fmt)
     if bpp is None:
         raise ValueError(f"JPEG cannot encode SPICE bitmap format {fmt}")
     if width <= 0 or height <= 0 or stride < width * bpp:
         raise ValueError(f"bad bitmap geometry {width}x{height} stride {stride}")
-    if (isinstance(pixels, np.ndarray) and pixels.dtype == np.uint8 and pixels.ndim == 1
-            and pixels.flags.c_contiguous):
-        buf = pixels.view()  # the usual case, a guest bitmap: no conversions to try
-        buf.flags.writeable = False
+    # The usual case, a guest bitmap, is read where it lies.  Every numpy
+    # call here runs once per video frame on a worker that was idle since
+    # the last one, when each costs several microseconds: the test asks as
+    # little of the array as it can.
+    if (type(pixels) is np.ndarray and pixels.dtype is _U8 and pixels.ndim == 1
+            and pixels.strides[0] == 1):
+        buf = pixels
     else:
         buf = byte_view(pixels)
     if buf.size < (height - 1) * stride + width * bpp:
@@ -191,18 +194,16 @@ def _rows(pixels: np.ndarray | bytes, width: int, height: int, stride: int, fmt:
 
 def _source(pixels: np.ndarray | bytes, width: int, height: int, stride: int, fmt: int,
             area: tuple[int, int, int, int], down: bool) -> tuple[np.ndarray, int, int]:
-    """(words, start, step) for the kernel: the (top, left, bottom, right)
-    ``area`` of a guest bitmap, its rows taken from the top of the area
-    down in memory (``down``) or from the bottom up.  32-bit pixels in
-    aligned memory are read where they lie; anything else is converted
-    first."""
+    """(bytes, start, step) for the kernel (see :func:`_encode`): the (top,
+    left, bottom, right) ``area`` of a guest bitmap, its rows taken from the
+    top of the area down in memory (``down``) or from the bottom up.  32-bit
+    pixels in rows of whole words are read where they lie; anything else is
+    converted first."""
     top, left, bottom, right = area
     buf = _checked(pixels, width, height, stride, fmt)
     first = top if down else bottom - 1
-    if _BPP[fmt] == 4 and not stride & 3:
-        px = buf[: buf.size & ~3].view(np.uint32)  # read-only, as buf
-        if px.flags.aligned:
-            return px, first * (stride >> 2) + left, (stride >> 2) if down else -(stride >> 2)
+    if _BPP[fmt] == 4 and not stride & 3:  # the kernel reads these words in place
+        return buf, first * (stride >> 2) + left, (stride >> 2) if down else -(stride >> 2)
     rows = _rows(pixels, width, height, stride, fmt)[top:bottom]
     rgb = _to_rgb(rows if down else rows[::-1], fmt)[:, left:right]
     return _pack(rgb[..., 0], rgb[..., 1], rgb[..., 2]), 0, right - left

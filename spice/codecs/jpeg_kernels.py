@@ -544,14 +544,17 @@ def _mcu_row(px, start, step, width, height, my, pw, ybuf, cbp, crp, cbuf):
 
 
 @njit(cache=True, nogil=True)
-def encode_scan(px, start, step, width, height, div_y, div_c, fast, huff):
+def encode_scan(data, start, step, width, height, div_y, div_c, fast, huff):
     """Entropy-coded data (without markers) of a 4:2:0 scan of the
-    x8r8g8b8 pixels (uint32) whose image row ``y`` starts at ``px[start +
-    y * step]``.
+    x8r8g8b8 pixels whose image row ``y`` starts at pixel ``start + y *
+    step`` of ``data``, the flat bytes of those little-endian words (a guest
+    bitmap where it lies: taking the word view here, not in Python, keeps
+    that numpy call off the per-frame path).
 
     ``div_y``/``div_c`` are the quantisation divisors in zig-zag order;
     ``huff`` rows: DC luma code, size, AC luma code, size, DC chroma code,
     size, AC chroma code, size (each indexed by symbol)."""
+    px = data[:(data.size >> 2) << 2].view(np.uint32)
     mcu_cols = (width + 15) // 16
     mcu_rows = (height + 15) // 16
     y_bw = (width + 7) // 8
