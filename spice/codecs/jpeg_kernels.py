@@ -573,12 +573,22 @@ def encode_scan(data, start, step, width, height, div_y, div_c, fast, huff):
     q = np.empty(groups * GROUP, np.int32)
     masks = np.empty(groups * LANES, np.int64)
     state = np.zeros(6, np.int64)
-    # Worst case per block: 27 + 63 * 26 bits, every byte stuffed.
-    out = np.empty(mcu_cols * mcu_rows * 6 * 420 + 16, np.uint8)
+    # Worst case per block: 27 + 63 * 26 bits, every byte stuffed.  Sized
+    # for the whole image that is about 30 times what a video frame takes,
+    # and past malloc's mmap threshold: every frame then mapped, faulted in
+    # and unmapped it again (26 us of a 145 us 320x240 frame).  The buffer
+    # starts at two rows' worst case instead and grows before a row that
+    # might not fit.
+    row_worst = mcu_cols * 6 * 420
+    out = np.empty(max(1 << 16, 2 * row_worst) + 16, np.uint8)
     for my in range(mcu_rows):
         _mcu_row(px, start, step, width, height, my, pw, ybuf, cbp, crp, cbuf)
         _transform_row(yplane, cplane, margin, mcu_cols, my, y_bw, y_bh, div_y, div_c, fast, t,
                        tmp, q, masks)
+        if state[0] + row_worst + 16 > out.size:
+            grown = np.empty(2 * out.size + row_worst, np.uint8)
+            grown[:state[0]] = out[:state[0]]
+            out = grown
         _entropy_row(q, masks, mcu_cols, huff, state, out)
     pos = state[0]
     acc = state[1]
