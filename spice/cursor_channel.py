@@ -227,7 +227,11 @@ class CursorChannel:
         self.worker.client_gone(ccc)
 
     def max_pipe_size(self) -> int:
-        return max((len(c.pipe) for c in self.clients if not c.lagging), default=0)
+        n = 0
+        for c in self.clients:
+            if not c.lagging and len(c.pipe) > n:
+                n = len(c.pipe)
+        return n
 
     def push_all(self, now: float) -> None:
         for c in list(self.clients):

@@ -462,8 +462,11 @@ class StreamManager:
         live = self._live
         if not live:
             return None
-        first = min(s.last_time for s in live) + STREAM_TIMEOUT
-        return max(0.0, (first - time.monotonic_ns()) / NS)
+        first = live[0].last_time
+        for s in live:
+            if s.last_time < first:
+                first = s.last_time
+        return max(0.0, (first + STREAM_TIMEOUT - time.monotonic_ns()) / NS)
 
     def stop(self, stream: VideoStream) -> None:
         log.info("display %d: stream %d stopped after %d frames", self.dc.index, stream.id,

@@ -124,7 +124,9 @@ class MemSlots:
 
     def translate(self, phys: int, size: int) -> tuple[np.ndarray, int]:
         """(backing array, byte offset) of ``size`` bytes at ``phys``."""
-        slot_id, generation, offset = split(phys)
+        slot_id = (phys >> 56) & 0xFF  # split(phys), inline: three times per draw
+        generation = (phys >> 48) & 0xFF
+        offset = phys & OFFSET_MASK
         if slot_id >= NUM_MEMSLOTS:
             raise GuestBug(f"address {phys:#x}: slot {slot_id} >= {NUM_MEMSLOTS}")
         slot = self._slots[slot_id]
