@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,11 +27,12 @@ FREE_BUNCH_SIZE = 32
 _U64 = struct.Struct("<Q")  # a QXLReleaseInfo, read or written whole
 
 
-@dataclass(frozen=True, slots=True)
-class GuestRelease:
+class GuestRelease(NamedTuple):
     """``Command.release`` of a guest command: where its QXLReleaseInfo is,
     and the reset epoch it belongs to (a release that outlives a device
-    reset is dropped, as QEMU's re-initialised RAM drops it)."""
+    reset is dropped, as QEMU's re-initialised RAM drops it).  Immutable;
+    a tuple because one is built per command, and a frozen dataclass sets
+    each field through object.__setattr__."""
 
     epoch: int
     array: np.ndarray
