@@ -120,6 +120,17 @@ def test_identical_to_cjpeg(seed: int) -> None:
         assert jpeg_encode(rgb, quality, fast_dct=fast) == cjpeg(rgb, quality, fast)
 
 
+def test_output_larger_than_the_first_buffer_identical_to_cjpeg() -> None:
+    # the encoder's buffer starts at two MCU rows' worst case and grows: noise
+    # at quality 100 needs several times that
+    rng = np.random.default_rng(7)
+    rgb = rng.integers(0, 256, (360, 480, 3)).astype(np.uint8)
+    for fast in (False, True):
+        stream = jpeg_encode(rgb, 100, fast_dct=fast)
+        assert len(stream) > 4 * (480 // 16) * 6 * 420
+        assert stream == cjpeg(rgb, 100, fast)
+
+
 def test_unaligned_and_padded_bitmaps_encode_alike() -> None:
     # 32-bit pixels are read in place when aligned and converted otherwise
     rgb, alpha = picture("photo", 50, 30, seed=4)

@@ -90,3 +90,32 @@ def test_extents_translate_and_single_rectangles():
     assert region.rects(hole) == [(0, 0, 3, 10), (3, 0, 6, 3), (3, 6, 6, 10), (6, 0, 10, 10)]
     assert not region.intersects(hole, region.rect(3, 3, 6, 6))
     assert region.intersects(hole, region.rect(5, 5, 7, 7))
+
+
+def test_a_rectangle_is_one_shared_read_only_value():
+    a = region.rect(3, 4, 10, 12)
+    assert region.rect(3, 4, 10, 12) is a
+    try:
+        a[0, 0] = 0
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a region array could be changed in place")
+    # an operand against itself
+    assert region.is_empty(region.subtract(a, a))
+    assert region.equal(region.union(a, a), a) and region.equal(region.intersect(a, a), a)
+    assert region.contains(a, a) and region.equal(a, a)
+    assert region.extents(a) == (3, 4, 10, 12) and region.area(a) == 7 * 8
+
+
+def test_rectangles_stay_right_after_the_cache_is_refilled():
+    # far more distinct rectangles than the cache keeps: arrays handed out
+    # earlier keep their own extents and area
+    early = [region.rect(i, 0, i + 1 + i % 5, 7) for i in range(50)]
+    for i in range(5000):
+        region.rect(i, 1, i + 2, 3)
+    for i, r in enumerate(early):
+        h = 1 + i % 5
+        assert region.extents(r) == (i, 0, i + h, 7)
+        assert region.area(r) == h * 7
+        assert region.rects(r) == [(i, 0, i + h, 7)]
