@@ -132,7 +132,8 @@ def test_output_larger_than_the_first_buffer_identical_to_cjpeg() -> None:
 
 
 def test_unaligned_and_padded_bitmaps_encode_alike() -> None:
-    # 32-bit pixels are read in place when aligned and converted otherwise
+    # 32-bit pixels in rows of whole words are read in place (aligned or not)
+    # and converted otherwise
     rgb, alpha = picture("photo", 50, 30, seed=4)
     data, stride, _ = pack(rgb, alpha, SPICE_BITMAP_FMT_RGBA)
     raw = bytes(np.asarray(data, np.uint8).reshape(-1))
