@@ -34,7 +34,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -48,6 +47,7 @@ TOP = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TOP))
 sys.path.insert(0, str(TOP / "tests"))
 
+from bench_spice import free_port, stop_process  # noqa: E402
 from spice_client import GTK_CACHE_PIXELS, GTK_DISPLAY_CAPS, Session  # noqa: E402
 
 from spice.protocol import Msg, MsgDisplay  # noqa: E402
@@ -55,12 +55,6 @@ from spice.protocol import Msg, MsgDisplay  # noqa: E402
 LZ_MAX_WINDOW = 1 << 25
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 _FRAMES = re.compile(r"^demo: fps [\d.]+ frames (\d+)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- the machines ------------------------------------------------------------------------
@@ -116,13 +110,7 @@ class Machine:
         return total / CLK_TCK
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 def spice_options(port: int, args: argparse.Namespace) -> str:

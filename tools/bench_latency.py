@@ -63,7 +63,7 @@ sys.path.insert(0, str(TOP))
 sys.path.insert(0, str(TOP / "tests"))
 sys.path.insert(0, str(TOP / "tools"))
 
-from bench_spice import connect_once, free_port, wait_listening  # noqa: E402
+from bench_spice import connect_once, free_port, stop_process, wait_listening  # noqa: E402
 from display_client import DisplayClient  # noqa: E402
 from spice_client import Session  # noqa: E402
 
@@ -218,12 +218,7 @@ def measure(machine: str, kernel: Path, *, iterations: int, runs: int, gap_ms: f
             _key_loop(port, serial, samples, width, height, iterations, warmup, gap_ms, seed)
             return samples
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
 
 
 def _key_loop(port: int, serial: GuestSerial, samples: dict[str, list[float]], width: int,
