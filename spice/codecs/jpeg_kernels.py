@@ -275,11 +275,9 @@ def encode_scan(data, start, step, width, height, div_y, div_c, fast, huff):
     masks = np.empty(groups * LANES, np.int64)
     state = np.zeros(6, np.int64)
     # Worst case per block: 27 + 63 * 26 bits, every byte stuffed.  Sized
-    # for the whole image that is about 100 times what a video frame takes,
-    # and past malloc's mmap threshold, where a block can be mapped, faulted
-    # in and unmapped again on every call (756 KB allocated and freed: 26 us;
-    # 16 KB: 0.5 us).  The buffer starts at two rows' worst case instead and
-    # grows before a row that might not fit.
+    # for the whole image that is about 100 times what a video frame takes
+    # (20 MB for a 1920x1080 frame).  The buffer starts at two rows' worst
+    # case instead and grows before a row that might not fit.
     row_worst = mcu_cols * 6 * 420
     out = np.empty(max(1 << 16, 2 * row_worst) + 16, np.uint8)
     for my in range(mcu_rows):
