@@ -317,6 +317,16 @@ def rect(top: int, left: int, bottom: int, right: int) -> np.ndarray:
     return r
 
 
+def _frozen(r: np.ndarray) -> np.ndarray:
+    """A computed region, read-only like every region handed out.  Besides
+    keeping regions values, this gives the kernels one argument type: numba
+    specialises on the read-only flag, and a writable region meeting a
+    read-only one for the first time would load another specialisation
+    from the cache (15-30 ms) on the worker, mid-session."""
+    r.flags.writeable = False
+    return r
+
+
 def from_rects(rects: np.ndarray | list) -> np.ndarray:
     """The union of (top, left, bottom, right) rectangles in any order."""
     arr = np.ascontiguousarray(rects, dtype=np.int32).reshape(-1, 4)
@@ -325,7 +335,7 @@ def from_rects(rects: np.ndarray | list) -> np.ndarray:
         return rect(t, lf, b, r)
     if arr.shape[0] == 0:
         return EMPTY
-    return region_from_rects(arr)
+    return _frozen(region_from_rects(arr))
 
 
 def is_empty(r: np.ndarray) -> bool:
@@ -381,7 +391,7 @@ def intersect(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return rect(*_single(a, b))
     if _extents_apart(a, b):
         return EMPTY
-    return region_op(a, b, OP_INTERSECT)
+    return _frozen(region_op(a, b, OP_INTERSECT))
 
 
 def union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -395,7 +405,7 @@ def union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return a
     if b.shape[0] == 1 and _covers_extents(b, a):
         return b
-    return region_op(a, b, OP_UNION)
+    return _frozen(region_op(a, b, OP_UNION))
 
 
 def subtract(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -408,7 +418,7 @@ def subtract(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return EMPTY
     if _extents_apart(a, b):
         return a
-    return region_op(a, b, OP_SUBTRACT)
+    return _frozen(region_op(a, b, OP_SUBTRACT))
 
 
 def _covers_extents(single: np.ndarray, r: np.ndarray) -> bool:
@@ -456,7 +466,7 @@ def translate(r: np.ndarray, dx: int, dy: int) -> np.ndarray:
     """``r`` moved right by ``dx`` and down by ``dy``."""
     if r.shape[0] == 0 or (dx == 0 and dy == 0):
         return r
-    return r + np.array([dy, dx, dy, dx], np.int32)
+    return _frozen(r + np.array([dy, dx, dy, dx], np.int32))
 
 
 def rects(r: np.ndarray) -> list[tuple[int, int, int, int]]:
