@@ -119,3 +119,25 @@ def test_rectangles_stay_right_after_the_cache_is_refilled():
         assert region.extents(r) == (i, 0, i + h, 7)
         assert region.area(r) == h * 7
         assert region.rects(r) == [(i, 0, i + h, 7)]
+
+
+def test_computed_regions_are_read_only_and_share_one_kernel_specialisation():
+    # Every region handed out is read-only, computed ones included: numba
+    # specialises its kernels on that flag, and a new mix of flags would
+    # load another specialisation from the cache on the worker, mid-session.
+    a = region.rect(0, 0, 10, 10)
+    hole = region.subtract(a, region.rect(3, 3, 6, 6))
+    results = [hole, region.union(hole, region.rect(2, 2, 12, 4)),
+               region.intersect(hole, region.rect(1, 1, 8, 8)),
+               region.translate(hole, 2, 3),
+               region.from_rects([(0, 0, 4, 4), (2, 2, 6, 6)])]
+    for r in results:
+        assert not r.flags.writeable
+    # computed regions meet cached rectangles and each other
+    for x in results:
+        region.subtract(x, a)
+        region.union(a, x)
+        region.intersect(results[0], x)
+        region.contains(x, results[1])
+        region.intersects(results[2], x)
+    assert len(region.region_op.signatures) == 1
