@@ -40,3 +40,15 @@ fi
 
 # Firmware and guests (incremental).
 .venv/bin/python tools/build_guest.py >&2
+
+# numba's cache of the compiled kernels (kept in __pycache__), so that the
+# first session does not compile them on the display worker, one stall
+# after another.  Redone when a kernel's source or the packages change.
+kernels="$( (cat "$stamp"; grep -rl --include='*.py' '@njit' spice devices vm | sort | xargs cat) \
+            | sha256sum | cut -d' ' -f1)"
+kstamp=.venv/.spicevm-kernels
+if [ "$(cat "$kstamp" 2>/dev/null)" != "$kernels" ]; then
+    echo "spicevm setup: compiling the numba kernels (once)" >&2
+    .venv/bin/python tools/warm_kernels.py
+    echo "$kernels" > "$kstamp"
+fi

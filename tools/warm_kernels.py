@@ -1,0 +1,156 @@
+"""Compile the numba kernels into numba's cache before the first session.
+
+numba compiles a kernel the first time it meets new argument types and
+keeps the machine code in ``__pycache__`` next to the source.  A fresh
+checkout has no cache, so the first session paid for every compile on the
+red worker, as it first met each kind of work: about 20 s on this project's
+2-core machines (region algebra 5.7 s, the MJPEG encoder 6.6 s, LZ 2.2 s,
+...), with the client's picture standing still meanwhile.  ``setup.sh``
+runs this once per version of the kernels' sources.
+
+Two parts run side by side (each compile uses one core):
+
+* ``machine``: the default guest boots headless with SPICE on a free
+  loopback port and a display client is served until the demo's video
+  stream has sent frames -- the worker's own calls, with the argument
+  types it really passes (guest memory views, read-only regions);
+* ``codecs``: every image codec on a small corpus in every format it
+  codes, for the encodings the demo does not ask for.
+
+Run directly: ``.venv/bin/python tools/warm_kernels.py`` (exit status 0
+when both parts finished).
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+TOP = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TOP))
+sys.path.insert(0, str(TOP / "tests"))
+
+STREAM_FRAMES = 10  # STREAM_DATA messages the client waits for
+MACHINE_TIMEOUT_S = 300.0
+
+
+def warm_codecs() -> None:
+    import numpy as np
+
+    from spice.codecs import corpus
+    from spice.codecs.glz import GlzDictionary, glz_encode
+    from spice.codecs.graduality import bitmap_graduality
+    from spice.codecs.jpeg import jpeg_alpha_encode, jpeg_encode_bitmap, mjpeg_encode_frame
+    from spice.codecs.lz import lz_encode
+    from spice.codecs.lz4img import lz4_encode
+    from spice.codecs.quic import quic_encode
+    from spice.qxl import SPICE_BITMAP_FMT_RGBA
+
+    glz = GlzDictionary(1 << 20)
+    for fmt in corpus.ALL_FORMATS:
+        img = corpus.make("photo", fmt, 48, 32)
+        # guest bitmaps reach the encoders as writable views of guest memory
+        px = np.frombuffer(bytearray(img.data), np.uint8)
+        args = (px, img.width, img.height, img.stride, fmt, img.top_down)
+        lz_encode(*args, palette=img.palette)
+        if fmt in corpus.RGB_FORMATS:
+            quic_encode(*args)
+            glz_encode(glz, *args)
+            lz4_encode(*args)
+            bitmap_graduality(px, img.width, img.height, img.stride, fmt)
+            jpeg_encode_bitmap(*args)
+            mjpeg_encode_frame(px, img.width, img.height, img.stride, fmt,
+                               (0, 0, img.height, img.width), img.top_down, 70, True)
+        if fmt == SPICE_BITMAP_FMT_RGBA:
+            jpeg_alpha_encode(px, img.width, img.height, img.stride, img.top_down)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def warm_machine() -> None:
+    from spice.options import SpiceOptions
+    from vm.board import Board, BoardConfig
+    from vm.cli import build_firmware
+
+    outputs = build_firmware(["demo"])
+    config = BoardConfig(bios=outputs["bios"].read_bytes(), kernel=outputs["demo"].read_bytes(),
+                         no_reboot=True, serial="none", qxl=[{"vga": True}],
+                         spice=SpiceOptions(port=_free_port(), addr="127.0.0.1",
+                                            disable_ticketing=True))
+    board = Board(config)
+    board.start()
+    # the main loop (the main and inputs channels) runs on its own thread
+    loop = threading.Thread(target=board.wait, name="warm-machine", daemon=True)
+    loop.start()
+    try:
+        assert board.spice is not None
+        # The second client arrives while the stream runs: the server then
+        # renders its pending drawables, video frames among them.
+        for _client in range(2):
+            _serve_client(board.spice.port)
+    finally:
+        board.stop()
+        loop.join(30)
+
+
+def _serve_client(port: int) -> None:
+    """Connect a display client and read until the demo's video stream has
+    sent STREAM_FRAMES frames."""
+    from spice_client import GTK_CACHE_PIXELS, GTK_DISPLAY_CAPS, Session
+
+    from spice.protocol import MsgDisplay
+
+    session = Session("127.0.0.1", port)
+    try:
+        session.channels()
+        display = session.open_display(caps=GTK_DISPLAY_CAPS, cache_size=GTK_CACHE_PIXELS,
+                                       decode_draws=False)
+        frames = 0
+        deadline = time.monotonic() + MACHINE_TIMEOUT_S
+        while frames < STREAM_FRAMES:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"warm_kernels: no video stream within "
+                                 f"{MACHINE_TIMEOUT_S:.0f} s")
+            try:
+                msg_type, _body = display.ch.recv(1.0)
+            except TimeoutError:
+                continue
+            if msg_type in (MsgDisplay.STREAM_DATA, MsgDisplay.STREAM_DATA_SIZED):
+                frames += 1
+    finally:
+        session.close()
+
+
+PARTS = {"codecs": warm_codecs, "machine": warm_machine}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--part", choices=sorted(PARTS), help="run one part in this process")
+    args = ap.parse_args()
+    if args.part:
+        PARTS[args.part]()
+        return 0
+    t0 = time.monotonic()
+    procs = {name: subprocess.Popen([sys.executable, __file__, "--part", name])
+             for name in PARTS}
+    failed = [name for name, p in procs.items() if p.wait() != 0]
+    if failed:
+        print(f"warm_kernels: the {' and '.join(failed)} part failed", file=sys.stderr)
+        return 1
+    print(f"warm_kernels: kernels compiled into the cache in {time.monotonic() - t0:.0f} s",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
