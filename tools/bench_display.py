@@ -34,6 +34,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import struct
 import subprocess
 import sys
@@ -345,7 +346,7 @@ def main() -> int:
         pairs = [_ms_per_frame(a) / max(1e-9, _ms_per_frame(b))
                  for a, b in zip(runs["ours"], runs["qemu"], strict=True)]
         print(f"worker CPU per frame, ours / qemu, run by run: {[round(x, 2) for x in pairs]} "
-              f"(median {sorted(pairs)[len(pairs) // 2]:.2f}x)", file=sys.stderr)
+              f"(median {statistics.median(pairs):.2f}x)", file=sys.stderr)
     print_table(results, args)
     return 0
 
