@@ -49,6 +49,13 @@ kernels="$( (cat "$stamp"; grep -rl --include='*.py' '@njit' spice devices vm | 
 kstamp=.venv/.spicevm-kernels
 if [ "$(cat "$kstamp" 2>/dev/null)" != "$kernels" ]; then
     echo "spicevm setup: compiling the numba kernels (once)" >&2
-    .venv/bin/python tools/warm_kernels.py
-    echo "$kernels" > "$kstamp"
+    if .venv/bin/python tools/warm_kernels.py; then
+        echo "$kernels" > "$kstamp"
+    elif [ "${CI:-}" = "true" ]; then
+        echo "spicevm setup: the kernels could not be compiled ahead" >&2
+        exit 1
+    else
+        # not fatal for a user: what is not cached compiles when first used
+        echo "spicevm setup: warning: the kernels were not all compiled ahead" >&2
+    fi
 fi
