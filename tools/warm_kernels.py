@@ -8,17 +8,19 @@ red worker, as it first met each kind of work: about 20 s on this project's
 ...), with the client's picture standing still meanwhile.  ``setup.sh``
 runs this once per version of the kernels' sources.
 
-Two parts run side by side (each compile uses one core):
+Three parts run side by side (each compile uses one core):
 
 * ``machine``: the default guest boots headless with SPICE on a free
   loopback port and a display client is served until the demo's video
   stream has sent frames -- the worker's own calls, with the argument
   types it really passes (guest memory views, read-only regions);
+* ``suites``: the guest driver test suites, which draw every draw type
+  and read surfaces back, so the canvas kernels meet their real arguments;
 * ``codecs``: every image codec on a small corpus in every format it
   codes, for the encodings the demo does not ask for.
 
 Run directly: ``.venv/bin/python tools/warm_kernels.py`` (exit status 0
-when both parts finished).
+when every part finished).
 """
 
 from __future__ import annotations
@@ -130,7 +132,22 @@ def _serve_client(port: int) -> None:
         session.close()
 
 
-PARTS = {"codecs": warm_codecs, "machine": warm_machine}
+def warm_suites() -> None:
+    """The guest driver test suites (``spicevm test-guest``): every draw
+    type, surface and UPDATE_AREA path, rendered by the server's canvas."""
+    import contextlib
+    import io
+
+    from vm.testguest import main as test_guest
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = test_guest([])
+    if status != 0:
+        raise SystemExit(f"warm_kernels: the guest suites failed:\n{out.getvalue()[-2000:]}")
+
+
+PARTS = {"codecs": warm_codecs, "machine": warm_machine, "suites": warm_suites}
 
 
 def main() -> int:

@@ -21,7 +21,10 @@ _SWAP = [1, 0, 3, 2]  # (x1, y1, x2, y2) <-> (top, left, bottom, right)
 
 
 def _swap(r: np.ndarray) -> np.ndarray:
-    return r if r.shape[0] == 0 else r[:, _SWAP]  # fancy indexing: a new array
+    # a new C-contiguous array: fancy indexing (r[:, _SWAP]) gives a
+    # Fortran-ordered one, and every kernel it reached was compiled once
+    # more for that layout, and runs strided
+    return r if r.shape[0] == 0 else r.take(_SWAP, axis=1)
 
 
 @njit(cache=True, nogil=True)
