@@ -43,8 +43,10 @@ fi
 
 # numba's cache of the compiled kernels (kept in __pycache__), so that the
 # first session does not compile them on the display worker, one stall
-# after another.  Redone when a kernel's source or the packages change.
-kernels="$( (cat "$stamp"; grep -rl --include='*.py' '@njit' spice devices vm | sort | xargs cat) \
+# after another.  Redone when a kernel's source, this warm-up or the packages
+# change.
+kernels="$( (cat "$stamp" tools/warm_kernels.py
+             grep -rl --include='*.py' '@njit' spice devices vm | sort | xargs cat) \
             | sha256sum | cut -d' ' -f1)"
 kstamp=.venv/.spicevm-kernels
 if [ "$(cat "$kstamp" 2>/dev/null)" != "$kernels" ]; then
