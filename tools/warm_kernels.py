@@ -26,7 +26,6 @@ when every part finished).
 from __future__ import annotations
 
 import argparse
-import socket
 import subprocess
 import sys
 import threading
@@ -72,12 +71,6 @@ def warm_codecs() -> None:
             jpeg_alpha_encode(px, img.width, img.height, img.stride, img.top_down)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def warm_machine() -> None:
     from spice.options import SpiceOptions
     from vm.board import Board, BoardConfig
@@ -86,7 +79,7 @@ def warm_machine() -> None:
     outputs = build_firmware(["demo"])
     config = BoardConfig(bios=outputs["bios"].read_bytes(), kernel=outputs["demo"].read_bytes(),
                          no_reboot=True, serial="none", qxl=[{"vga": True}],
-                         spice=SpiceOptions(port=_free_port(), addr="127.0.0.1",
+                         spice=SpiceOptions(port=0, addr="127.0.0.1",  # any free port
                                             disable_ticketing=True))
     board = Board(config)
     board.start()
