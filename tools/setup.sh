@@ -43,14 +43,18 @@ fi
 
 # numba's cache of the compiled kernels (kept in __pycache__), so that the
 # first session does not compile them on the display worker, one stall
-# after another.  Redone when a kernel's source, this warm-up or the packages
-# change.
+# after another.  Redone when the server or device code, this warm-up or the
+# packages change: a kernel compiles in the constants and the inlined
+# kernels of the modules it imports, wherever they are.
 kernels="$( (cat "$stamp" tools/warm_kernels.py
-             grep -rl --include='*.py' '@njit' spice devices vm | sort | xargs cat) \
-            | sha256sum | cut -d' ' -f1)"
+             find spice devices -name '*.py' | sort | xargs cat) | sha256sum | cut -d' ' -f1)"
 kstamp=.venv/.spicevm-kernels
 if [ "$(cat "$kstamp" 2>/dev/null)" != "$kernels" ]; then
-    echo "spicevm setup: compiling the numba kernels (once)" >&2
+    echo "spicevm setup: compiling the numba kernels" >&2
+    # Start from nothing: numba checks a cached kernel against its own source
+    # file only, so one that inlined a kernel from another file (jpeg_dct
+    # into jpeg_kernels, say) would go on running that kernel's old code.
+    find spice devices vm -path '*/__pycache__/*' \( -name '*.nbi' -o -name '*.nbc' \) -delete
     if .venv/bin/python tools/warm_kernels.py; then
         echo "$kernels" > "$kstamp"
     elif [ "${CI:-}" = "true" ]; then
