@@ -47,7 +47,8 @@ fi
 # packages change: a kernel compiles in the constants and the inlined
 # kernels of the modules it imports, wherever they are.
 kernels="$( (cat "$stamp" tools/warm_kernels.py
-             find spice devices -name '*.py' | sort | xargs cat) | sha256sum | cut -d' ' -f1)"
+             find spice devices -name '*.py' -type f -print0 | sort -z | xargs -0r cat) \
+            | sha256sum | cut -d' ' -f1)"
 kstamp=.venv/.spicevm-kernels
 if [ "$(cat "$kstamp" 2>/dev/null)" != "$kernels" ]; then
     echo "spicevm setup: compiling the numba kernels" >&2
