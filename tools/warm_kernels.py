@@ -146,8 +146,9 @@ def _serve_client(port: int) -> None:
 
 
 def warm_suites() -> None:
-    """The guest driver test suites (``spicevm test-guest``): every draw
-    type, surface and UPDATE_AREA path, rendered by the server's canvas."""
+    """The guest driver test suites (``spicevm test-guest``): the draws,
+    surfaces and UPDATE_AREA paths they use, rendered by the server's
+    canvas."""
     import contextlib
     import io
 
