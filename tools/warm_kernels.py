@@ -8,7 +8,7 @@ red worker, as it first met each kind of work: about 20 s on this project's
 ...), with the client's picture standing still meanwhile.  ``setup.sh``
 runs this once per version of the kernels' sources.
 
-Three parts run side by side (each compile uses one core), then once more
+Four parts run side by side (each compile uses one core), then once more
 one after the other: numba updates a cache index by reading and rewriting
 it, so two processes saving signatures of one kernel at the same moment can
 drop one, and the second pass compiles whatever was dropped (a few seconds
@@ -21,12 +21,11 @@ when nothing was).
 * ``suites``: the guest driver test suites (fills, copies, blends, text,
   strokes, transparency, alpha blending, surfaces and UPDATE_AREA), so the
   canvas kernels they reach meet their real arguments;
+* ``canvas``: the draws the bundled guests never send (ROP3, COMPOSITE,
+  masks), straight on the canvas;
 * ``codecs``: every image codec on a small corpus in every format it
   codes, for the encodings the demo does not ask for, and the region
   algebra on regions of several rectangles.
-
-Draws that neither guest sends -- ROP3, COMPOSITE, masks -- still compile
-their kernels when a guest first sends one.
 
 Run directly: ``.venv/bin/python tools/warm_kernels.py`` (exit status 0
 when every part finished).
@@ -161,7 +160,50 @@ def warm_suites() -> None:
         raise SystemExit(f"warm_kernels: the guest suites failed:\n{out.getvalue()[-2000:]}")
 
 
-PARTS = {"codecs": warm_codecs, "machine": warm_machine, "suites": warm_suites}
+def warm_canvas() -> None:
+    """The draws the bundled guests never send -- ROP3 with solid and
+    pattern brushes, COMPOSITE with a mask and a transform, a fill through
+    a 1-bit mask -- on surfaces like the server's (writable memory)."""
+    import numpy as np
+    from test_canvas_support import (
+        ARGB,
+        bitmap32,
+        clip,
+        drawable,
+        mask_bits,
+        new_canvas,
+        no_surfaces,
+        pattern,
+        rect,
+        solid,
+    )
+
+    from spice import qxl
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 1 << 32, (16, 16), dtype=np.uint32)
+    xrgb = new_canvas(16, 16, init=pixels)
+    for brush in (solid(0x123456), pattern(bitmap32(pixels[:3, :5]), 1, 2)):
+        u = qxl.Rop3(bitmap32(pixels), rect(0, 0, 16, 16), brush, 0xB8,
+                     qxl.SPICE_IMAGE_SCALE_MODE_NEAREST, qxl.NO_MASK)
+        xrgb.draw(drawable(qxl.QXL_DRAW_ROP3, rect(1, 1, 15, 15), u, clip((0, 0, 9, 16))),
+                  no_surfaces)
+    bits = rng.integers(0, 2, (8, 8), dtype=np.uint8)
+    mask = qxl.QMask(0, qxl.Point(0, 0), mask_bits(bits))
+    xrgb.draw(drawable(qxl.QXL_DRAW_FILL, rect(2, 2, 10, 10),
+                       qxl.Fill(solid(7), qxl.SPICE_ROPD_OP_PUT, mask)), no_surfaces)
+    argb = new_canvas(16, 16, ARGB, init=pixels)
+    rgba = qxl.SPICE_BITMAP_FMT_RGBA
+    flags = (3 << qxl.COMPOSITE_SRC_FILTER_SHIFT) | (1 << qxl.COMPOSITE_SRC_REPEAT_SHIFT)
+    for mask_image in (None, bitmap32(pixels[:1, :3], rgba)):
+        u = qxl.Composite(flags | 3, bitmap32(pixels[:4, :4], rgba),
+                          qxl.Transform(1 << 16, 0, 1 << 16, 0, 1 << 16, 0), mask_image, None,
+                          qxl.Point(0, 0), qxl.Point(0, 0))
+        argb.draw(drawable(qxl.QXL_DRAW_COMPOSITE, rect(0, 0, 16, 16), u), no_surfaces)
+
+
+PARTS = {"codecs": warm_codecs, "machine": warm_machine, "suites": warm_suites,
+         "canvas": warm_canvas}
 
 
 def main() -> int:
