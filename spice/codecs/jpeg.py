@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from spice.codecs import jpeg_kernels as _k
+from spice.codecs.jpeg_dct import fast_divisors
 from spice.codecs.jpeg_tables import (
     AC_CHROMINANCE_BITS,
     AC_CHROMINANCE_VALS,
@@ -141,6 +142,8 @@ def _divisors(quality: int, fast_dct: bool) -> tuple[np.ndarray, np.ndarray]:
     out = tuple(np.ascontiguousarray(divisors(scaled_quant(base, quality), fast_dct)[:, ZIGZAG],
                                      np.int32)
                 for base in (LUMINANCE_QUANT, CHROMINANCE_QUANT))
+    if fast_dct:
+        out = tuple(fast_divisors(a) for a in out)
     for a in out:
         a.flags.writeable = False
     return out

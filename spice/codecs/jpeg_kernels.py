@@ -123,13 +123,17 @@ def _convert_row(px, o, width, pw, ybuf, cbp, crp, yo, co):
 def _downsample(pair, pw, cbuf, out):
     """``pw // 2`` 2x2 averages of the two flat rows of ``pair`` into
     ``cbuf[out:]``, with libjpeg's alternating 1, 2 rounding bias."""
-    cw = pw // 2
+    cw = pw // 2  # even: whole MCUs
     top = pair[:pw]
     bottom = pair[pw:2 * pw]
     dst = cbuf[out:out + cw]
-    for x in range(cw):
-        dst[x] = (top[2 * x] + top[2 * x + 1] + bottom[2 * x] + bottom[2 * x + 1]
-                  + 1 + (x & 1)) >> 2
+    # Two outputs a step, so that the bias is a constant and every value
+    # 32-bit (the index's parity would bring in 64-bit lanes).
+    for i in range(cw // 2):
+        dst[2 * i] = np.int32(top[4 * i] + top[4 * i + 1] + bottom[4 * i] + bottom[4 * i + 1]
+                              + 1) >> np.int32(2)
+        dst[2 * i + 1] = np.int32(top[4 * i + 2] + top[4 * i + 3] + bottom[4 * i + 2]
+                                  + bottom[4 * i + 3] + 2) >> np.int32(2)
 
 
 @njit(cache=True, nogil=True, inline="always")
