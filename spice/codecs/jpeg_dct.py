@@ -9,9 +9,11 @@ coefficients, in zig-zag order, for its Huffman coder, with a bit mask of
 the non-zero ones per block.
 
 It runs on 16 blocks at once, coefficient-major (:data:`LANES`), so that
-each butterfly step is one vector operation; the quantisation, which also
-builds the masks, is written as LLVM vector operations
-(:func:`_quantise`).
+each butterfly step is one vector operation.  The accurate DCT is numba
+loops over 64-bit values, followed by :func:`_quantise`; the fast one, the
+video path, is one routine of LLVM vector operations on 16-bit lanes
+(:func:`_fast_group`), the DCT and the quantisation together.  Both
+quantisers build the masks and leave 16-bit coefficients.
 """
 
 from __future__ import annotations
@@ -92,62 +94,10 @@ def _islow_pass(t, base, step, first):
         t[i + step] = _descale(tmp7 + z1 + z4, sh)
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _mul8(x, c):
-    return np.int32(np.int32(x) * np.int32(c)) >> np.int32(8)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _ifast_pass(t, base, step):
-    """One pass of the AAN fast integer DCT (8-bit constants, truncating)
-    over the eight values ``t[base + i * step]`` of every lane, in place.
-    Its values fit 32-bit arithmetic, which doubles the vector lanes."""
-    for lane in range(LANES):
-        i = base + lane
-        d0 = t[i]
-        d1 = t[i + step]
-        d2 = t[i + 2 * step]
-        d3 = t[i + 3 * step]
-        d4 = t[i + 4 * step]
-        d5 = t[i + 5 * step]
-        d6 = t[i + 6 * step]
-        d7 = t[i + 7 * step]
-        tmp0 = np.int32(d0 + d7)
-        tmp7 = np.int32(d0 - d7)
-        tmp1 = np.int32(d1 + d6)
-        tmp6 = np.int32(d1 - d6)
-        tmp2 = np.int32(d2 + d5)
-        tmp5 = np.int32(d2 - d5)
-        tmp3 = np.int32(d3 + d4)
-        tmp4 = np.int32(d3 - d4)
-        tmp10 = np.int32(tmp0 + tmp3)
-        tmp13 = np.int32(tmp0 - tmp3)
-        tmp11 = np.int32(tmp1 + tmp2)
-        tmp12 = np.int32(tmp1 - tmp2)
-        t[i] = tmp10 + tmp11
-        t[i + 4 * step] = tmp10 - tmp11
-        z1 = _mul8(tmp12 + tmp13, 181)
-        t[i + 2 * step] = tmp13 + z1
-        t[i + 6 * step] = tmp13 - z1
-        tmp10 = np.int32(tmp4 + tmp5)
-        tmp11 = np.int32(tmp5 + tmp6)
-        tmp12 = np.int32(tmp6 + tmp7)
-        z5 = _mul8(tmp10 - tmp12, 98)
-        z2 = np.int32(_mul8(tmp10, 139) + z5)
-        z4 = np.int32(_mul8(tmp12, 334) + z5)
-        z3 = _mul8(tmp11, 181)
-        z11 = np.int32(tmp7 + z3)
-        z13 = np.int32(tmp7 - z3)
-        t[i + 5 * step] = z13 + z2
-        t[i + 3 * step] = z13 - z2
-        t[i + step] = z11 + z4
-        t[i + 7 * step] = z11 - z4
-
-
 @intrinsic
 def _quantise(typingctx, t, q, qoff, div, masks, moff):
-    """Quantise the group of DCT outputs ``t`` (natural order) into
-    ``q[qoff:qoff + GROUP]`` in zig-zag order, libjpeg-turbo's way:
+    """Quantise the group of accurate DCT outputs ``t`` (natural order) into
+    ``q[qoff:qoff + GROUP]`` (16-bit) in zig-zag order, libjpeg-turbo's way:
     ``((|x| + corr) * recip) >> shift`` in 32-bit arithmetic, sign restored,
     with ``div`` rows (recip, corr, shift) in zig-zag order.  Sets
     ``masks[moff + l]`` to the zig-zag positions of block ``l``'s non-zero
@@ -160,7 +110,7 @@ def _quantise(typingctx, t, q, qoff, div, masks, moff):
     Here they stay in registers as a vector of 64-bit masks."""
     def contiguous(a, dtype, ndim):
         return isinstance(a, types.Array) and (a.dtype, a.ndim, a.layout) == (dtype, ndim, "C")
-    if not (contiguous(t, types.int32, 1) and contiguous(q, types.int32, 1)
+    if not (contiguous(t, types.int32, 1) and contiguous(q, types.int16, 1)
             and contiguous(div, types.int32, 2) and contiguous(masks, types.int64, 1)):
         return None
     ZIG = [int(z) for z in ZIGZAG]
@@ -174,6 +124,7 @@ def _quantise(typingctx, t, q, qoff, div, masks, moff):
         c64 = ir.IntType(64)
         v32 = ir.VectorType(c32, LANES)
         v64 = ir.VectorType(c64, LANES)
+        v16 = ir.VectorType(ir.IntType(16), LANES)
 
         def vector(data, offset, vty):
             return builder.bitcast(builder.gep(data, [offset]), vty.as_pointer())
@@ -191,9 +142,9 @@ def _quantise(typingctx, t, q, qoff, div, masks, moff):
             a = builder.sub(builder.xor(x, sign), sign)
             v = builder.ashr(builder.mul(builder.add(a, broadcast(1, k)), broadcast(0, k)),
                              broadcast(2, k))
-            builder.store(builder.sub(builder.xor(v, sign), sign),
-                          vector(qdata, builder.add(qoff_, ir.Constant(c64, k * LANES)), v32),
-                          align=4)
+            builder.store(builder.trunc(builder.sub(builder.xor(v, sign), sign), v16),
+                          vector(qdata, builder.add(qoff_, ir.Constant(c64, k * LANES)), v16),
+                          align=2)
             # bit 63 as a signed constant: llvmlite takes the value modulo 2**64
             bit = ir.Constant(v64, [(1 << k) - (1 << 64 if k == 63 else 0)] * LANES)
             nonzero = builder.icmp_signed("!=", v, ir.Constant(v32, [0] * LANES))
@@ -220,8 +171,9 @@ def fast_divisors(div: np.ndarray) -> np.ndarray:
 
 @intrinsic
 def _fast_group(typingctx, t, q, qoff, div, masks, moff):
-    """The fast DCT and the quantisation of the group ``t`` (as
-    :func:`_load_blocks` leaves it) into ``q[qoff:qoff + GROUP]`` and
+    """The fast DCT (libjpeg's ``jfdctfst``) and the quantisation of the
+    group ``t`` (as :func:`_load_blocks` leaves it) into ``q[qoff:qoff +
+    GROUP]`` and
     ``masks[moff:moff + LANES]``, as :func:`_quantise` does; ``div`` is
     from :func:`fast_divisors`.
 
@@ -234,7 +186,7 @@ def _fast_group(typingctx, t, q, qoff, div, masks, moff):
     quantised store, instead of going through ``t`` after every pass."""
     def contiguous(a, dtype, ndim):
         return isinstance(a, types.Array) and (a.dtype, a.ndim, a.layout) == (dtype, ndim, "C")
-    if not (contiguous(t, types.int32, 1) and contiguous(q, types.int32, 1)
+    if not (contiguous(t, types.int32, 1) and contiguous(q, types.int16, 1)
             and contiguous(div, types.int32, 2) and contiguous(masks, types.int64, 1)):
         return None
     ZIG = [int(z) for z in ZIGZAG]
@@ -273,7 +225,7 @@ def _fast_group(typingctx, t, q, qoff, div, masks, moff):
             return high(builder.shl(x, const(v16, 2)), const(v16, c << 6), builder.sext)
 
         def ifast(d):
-            """jfdctfst's butterflies on eight vectors, as _ifast_pass."""
+            """jfdctfst's butterflies on eight vectors (truncating)."""
             tmp0, tmp7 = add(d[0], d[7]), sub(d[0], d[7])
             tmp1, tmp6 = add(d[1], d[6]), sub(d[1], d[6])
             tmp2, tmp5 = add(d[2], d[5]), sub(d[2], d[5])
@@ -310,9 +262,9 @@ def _fast_group(typingctx, t, q, qoff, div, masks, moff):
             a = sub(builder.xor(x, sign), sign)
             v = builder.lshr(high(add(a, broadcast(1, k)), broadcast(0, k), builder.zext),
                              broadcast(2, k))
-            builder.store(builder.sext(sub(builder.xor(v, sign), sign), v32),
-                          vector(qdata, add(qoff_, ir.Constant(i64, k * LANES)), v32),
-                          align=4)
+            builder.store(sub(builder.xor(v, sign), sign),
+                          vector(qdata, add(qoff_, ir.Constant(i64, k * LANES)), v16),
+                          align=2)
             bit = ir.Constant(v32, [(1 << (k & 31)) - (1 << 32 if k & 31 == 31 else 0)] * LANES)
             nonzero = builder.icmp_unsigned("!=", v, const(v16, 0))
             h = halves[k >> 5]

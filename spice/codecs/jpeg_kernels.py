@@ -275,7 +275,7 @@ def encode_scan(data, start, step, width, height, div_y, div_c, fast, huff):
     groups = (4 * mcu_cols + LANES - 1) // LANES + (2 * mcu_cols + LANES - 1) // LANES
     t = np.empty(GROUP, np.int32)
     tmp = np.empty(GROUP, np.int32)
-    q = np.empty(groups * GROUP, np.int32)
+    q = np.empty(groups * GROUP, np.int16)  # quantised values fit in 12 bits
     masks = np.empty(groups * LANES, np.int64)
     state = np.zeros(6, np.int64)
     # Worst case per block: 27 + 63 * 26 bits, every byte stuffed.  Sized
