@@ -94,6 +94,25 @@ def _islow_pass(t, base, step, first):
         t[i + step] = _descale(tmp7 + z1 + z4, sh)
 
 
+def _contiguous(a, dtype, ndim) -> bool:
+    return isinstance(a, types.Array) and (a.dtype, a.ndim, a.layout) == (dtype, ndim, "C")
+
+
+def _group_arrays_typed(t, q, div, masks) -> bool:
+    """Whether the arguments of a group intrinsic have the types its code
+    is written for: ``t`` int32, ``q`` int16, ``div`` 2-D int32, ``masks``
+    int64, all C-contiguous."""
+    return (_contiguous(t, types.int32, 1) and _contiguous(q, types.int16, 1)
+            and _contiguous(div, types.int32, 2) and _contiguous(masks, types.int64, 1))
+
+
+def _group_array_data(context, builder, signature, args):
+    """The data pointers of a group intrinsic's ``t``, ``q``, ``div`` and
+    ``masks`` arguments (positions 0, 1, 3 and 4)."""
+    return tuple(context.make_array(signature.args[i])(context, builder, args[i]).data
+                 for i in (0, 1, 3, 4))
+
+
 @intrinsic
 def _quantise(typingctx, t, q, qoff, div, masks, moff):
     """Quantise the group of accurate DCT outputs ``t`` (natural order) into
@@ -108,18 +127,13 @@ def _quantise(typingctx, t, q, qoff, div, masks, moff):
     loop the compiler vectorises across coefficients instead, with gathers
     and scatters, and the bit masks turn into a chain of stores and loads.
     Here they stay in registers as a vector of 64-bit masks."""
-    def contiguous(a, dtype, ndim):
-        return isinstance(a, types.Array) and (a.dtype, a.ndim, a.layout) == (dtype, ndim, "C")
-    if not (contiguous(t, types.int32, 1) and contiguous(q, types.int16, 1)
-            and contiguous(div, types.int32, 2) and contiguous(masks, types.int64, 1)):
+    if not _group_arrays_typed(t, q, div, masks):
         return None
     ZIG = [int(z) for z in ZIGZAG]
 
     def codegen(context, builder, signature, args):
-        t_, q_, qoff_, div_, masks_, moff_ = args
-        tys = signature.args
-        tdata, qdata, ddata, mdata = (context.make_array(tys[i])(context, builder, args[i]).data
-                                      for i in (0, 1, 3, 4))
+        qoff_, moff_ = args[2], args[5]
+        tdata, qdata, ddata, mdata = _group_array_data(context, builder, signature, args)
         c32 = ir.IntType(32)
         c64 = ir.IntType(64)
         v32 = ir.VectorType(c32, LANES)
@@ -184,18 +198,13 @@ def _fast_group(typingctx, t, q, qoff, div, masks, moff):
     half of a 16-bit product shifted by the rest.  All 64 coefficients
     stay in registers (or the compiler's spill slots) from the load to the
     quantised store, instead of going through ``t`` after every pass."""
-    def contiguous(a, dtype, ndim):
-        return isinstance(a, types.Array) and (a.dtype, a.ndim, a.layout) == (dtype, ndim, "C")
-    if not (contiguous(t, types.int32, 1) and contiguous(q, types.int16, 1)
-            and contiguous(div, types.int32, 2) and contiguous(masks, types.int64, 1)):
+    if not _group_arrays_typed(t, q, div, masks):
         return None
     ZIG = [int(z) for z in ZIGZAG]
 
     def codegen(context, builder, signature, args):
-        t_, q_, qoff_, div_, masks_, moff_ = args
-        tys = signature.args
-        tdata, qdata, ddata, mdata = (context.make_array(tys[i])(context, builder, args[i]).data
-                                      for i in (0, 1, 3, 4))
+        qoff_, moff_ = args[2], args[5]
+        tdata, qdata, ddata, mdata = _group_array_data(context, builder, signature, args)
         i16 = ir.IntType(16)
         i32 = ir.IntType(32)
         i64 = ir.IntType(64)
