@@ -94,6 +94,10 @@ def _islow_pass(t, base, step, first):
         t[i + step] = _descale(tmp7 + z1 + z4, sh)
 
 
+# The natural-order position of each zig-zag coefficient, as plain ints for
+# the intrinsics' code generators.
+_ZIG = tuple(int(z) for z in ZIGZAG)
+
 def _contiguous(a, dtype, ndim) -> bool:
     return isinstance(a, types.Array) and (a.dtype, a.ndim, a.layout) == (dtype, ndim, "C")
 
@@ -129,7 +133,6 @@ def _quantise(typingctx, t, q, qoff, div, masks, moff):
     Here they stay in registers as a vector of 64-bit masks."""
     if not _group_arrays_typed(t, q, div, masks):
         return None
-    ZIG = [int(z) for z in ZIGZAG]
 
     def codegen(context, builder, signature, args):
         qoff_, moff_ = args[2], args[5]
@@ -151,7 +154,7 @@ def _quantise(typingctx, t, q, qoff, div, masks, moff):
 
         mask = ir.Constant(v64, [0] * LANES)
         for k in range(64):
-            x = builder.load(vector(tdata, ir.Constant(c64, ZIG[k] * LANES), v32), align=4)
+            x = builder.load(vector(tdata, ir.Constant(c64, _ZIG[k] * LANES), v32), align=4)
             sign = builder.ashr(x, ir.Constant(v32, [31] * LANES))
             a = builder.sub(builder.xor(x, sign), sign)
             v = builder.ashr(builder.mul(builder.add(a, broadcast(1, k)), broadcast(0, k)),
@@ -200,7 +203,6 @@ def _fast_group(typingctx, t, q, qoff, div, masks, moff):
     quantised store, instead of going through ``t`` after every pass."""
     if not _group_arrays_typed(t, q, div, masks):
         return None
-    ZIG = [int(z) for z in ZIGZAG]
 
     def codegen(context, builder, signature, args):
         qoff_, moff_ = args[2], args[5]
@@ -266,7 +268,7 @@ def _fast_group(typingctx, t, q, qoff, div, masks, moff):
         # coefficient instead of two for 64-bit lanes.
         halves = [const(v32, 0), const(v32, 0)]
         for k in range(64):
-            x = c[ZIG[k]]
+            x = c[_ZIG[k]]
             sign = builder.ashr(x, const(v16, 15))
             a = sub(builder.xor(x, sign), sign)
             v = builder.lshr(high(add(a, broadcast(1, k)), broadcast(0, k), builder.zext),
