@@ -100,6 +100,7 @@ class AgentDevice:
         self._filter_to_read = 0
         self._filter_result = "ok"
         self._monitors_buf = bytearray()
+        self._monitors_to_device = False  # client layouts go to the QXL device
         # device -> client
         self._send_tokens = 0
         self._send_queue: deque[bytes] = deque()
@@ -189,6 +190,8 @@ class AgentDevice:
         self.client_started = True
         self._send_tokens = num_tokens
         self._filter_to_read = 0
+        # decided once per AGENT_START, as spice-server configures its filter
+        self._monitors_to_device = self.server.qxl_takes_monitors_config()
         self._service()
 
     def client_tokens(self, mcc: MainChannelClient, num_tokens: int) -> None:
@@ -236,7 +239,7 @@ class AgentDevice:
         if protocol != VD_AGENT_PROTOCOL:
             return "error"
         self._filter_result = "ok"
-        if msg_type == VD_AGENT_MONITORS_CONFIG and self.server.qxl_takes_monitors_config():
+        if msg_type == VD_AGENT_MONITORS_CONFIG and self._monitors_to_device:
             self._filter_result = "monitors"
             self._monitors_buf.clear()
         rest = n - _MSG.size

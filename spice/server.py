@@ -66,7 +66,6 @@ class _QXLState:
         self.use_hardware_cursor = False
         self.x_res = 0
         self.y_res = 0
-        self.takes_monitors_config = False
 
 
 class SpiceServer(SessionsMixin):
@@ -327,20 +326,24 @@ class SpiceServer(SessionsMixin):
             st.use_hardware_cursor = hw_cursor if active else False
             st.x_res, st.y_res = (width, height) if active else (0, 0)
             self.update_mouse_mode()
-            w = self.workers[index]
-            w.dispatcher.post(self._probe_monitors_config, index)
         self._on_core(_apply)
 
-    def _probe_monitors_config(self, index: int) -> None:
-        # runs on the worker: ask the device whether it takes client layouts
-        ok = self.workers[index].h_client_monitors_config(None)
-
-        def _store() -> None:
-            self._qxl_states[index].takes_monitors_config = ok
-        self._on_core(_store)
-
     def qxl_takes_monitors_config(self) -> bool:
-        return bool(self._qxl_states) and all(s.takes_monitors_config for s in self._qxl_states)
+        """Whether every display device takes client monitor layouts
+        (spice-server's reds_use_client_monitors_config).  Asked on the core
+        thread when a client starts the agent, as spice-server configures its
+        write filter then; each worker asks its device, and the core waits
+        for the answers because the guest can change its interrupt mask at
+        any time, so an answer cached earlier may be stale."""
+        if not self.workers:
+            return False
+        for w in self.workers:
+            try:
+                if not w.dispatcher.call(w.h_client_monitors_config, None):
+                    return False
+            except (TimeoutError, RuntimeError):
+                return False
+        return True
 
     def client_monitors_config(self, config: ClientMonitorsConfig) -> None:
         for w in self.workers:

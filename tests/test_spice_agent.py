@@ -190,6 +190,32 @@ def test_monitors_config_goes_to_the_display_device(live):
     s.close()
 
 
+def test_where_layouts_go_is_asked_of_the_device_at_agent_start(live):
+    # The device's answer follows the guest's interrupt mask, which the
+    # driver may set after its primary surface exists: it is asked when the
+    # client starts the agent, as spice-server configures its filter then.
+    dev = live.port_dev
+    payload = struct.pack("<II", 1, 0) + struct.pack("<IIIii", 600, 800, 32, 0, 0)
+    live.qxl.take_monitors = False
+    s = Session("127.0.0.1", live.port)
+    s.main.send(MsgCMain.AGENT_START, struct.pack("<I", 0xFFFFFFFF))
+    s.main.send(MsgCMain.AGENT_DATA, agent_msg(2, payload))
+    assert dev.wait_chunks(1)[0] == (VDP_CLIENT_PORT, agent_msg(2, payload))
+    s.close()
+    live.qxl.take_monitors = True  # the guest unmasked the interrupt
+    s = Session("127.0.0.1", live.port)
+    s.main.send(MsgCMain.AGENT_START, struct.pack("<I", 0xFFFFFFFF))
+    s.main.send(MsgCMain.AGENT_DATA, agent_msg(2, payload))
+    deadline = time.monotonic() + 5
+    while not live.qxl.monitors_requests:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert [(m.width, m.height) for m in live.qxl.monitors_requests[0].monitors] == [(800, 600)]
+    assert [c for c in dev.chunks() if c[1][4:8] == struct.pack("<I", 2)] == [
+        (VDP_CLIENT_PORT, agent_msg(2, payload))]  # only the first client's
+    s.close()
+
+
 def test_agent_disconnect_and_reconnect_notify_the_client(live):
     dev = live.port_dev
     s = Session("127.0.0.1", live.port)
