@@ -38,6 +38,7 @@ class Dispatcher:
         os.set_blocking(self._rfd, False)
         os.set_blocking(self._wfd, False)
         self._signalled = False
+        self._writers = 0  # posts writing the wake-up byte now
         self.worker_thread: int | None = None
         self.closed = False
 
@@ -71,11 +72,23 @@ class Dispatcher:
             if self._signalled:
                 return
             self._signalled = True
-            # written under the lock so close() cannot free the fd in between
-            try:
-                os.write(self._wfd, b"\1")
-            except BlockingIOError:
-                pass
+            self._writers += 1
+        # The wake-up byte is written outside the lock: os.write releases the
+        # GIL, the worker wakes at once and takes this lock in run_pending.
+        # Written under it, the worker found the lock held, slept on it, and
+        # then waited again for the GIL the poster had taken back (per frame
+        # of the demo, one lock wait and two GIL waits).  The writer count
+        # keeps close() from freeing the fd under a write in flight.
+        try:
+            os.write(self._wfd, b"\1")
+        except BlockingIOError:
+            pass
+        finally:
+            with self._lock:
+                self._writers -= 1
+                last = self.closed and not self._writers
+            if last:
+                self._close_fds()
 
     def run_pending(self) -> int:
         """Worker side: run everything queued so far; returns how many."""
@@ -112,12 +125,17 @@ class Dispatcher:
             self.closed = True
             items = list(self._queue)
             self._queue.clear()
-            for fd in (self._rfd, self._wfd):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            now = not self._writers  # else the last writer closes them
+        if now:
+            self._close_fds()
         for _fn, _args, reply in items:
             if reply is not None:
                 reply.error = RuntimeError(f"{self.name} is closed")
                 reply.event.set()
+
+    def _close_fds(self) -> None:
+        for fd in (self._rfd, self._wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
