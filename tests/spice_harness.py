@@ -239,6 +239,14 @@ class Harness:
 # -- building QXL commands --------------------------------------------------------------------
 
 
+def wait_for(pred, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll ``pred`` until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.005)
+
+
 def primary_create(width: int, height: int, stride: int | None = None,
                    fmt: int = qxl.SPICE_SURFACE_FMT_32_xRGB, keep: bool = False,
                    mouse_mode: int = 1) -> tuple[qxl.SurfaceCreate, np.ndarray]:

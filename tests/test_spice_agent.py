@@ -76,6 +76,14 @@ def agent_msg(msg_type: int, payload: bytes) -> bytes:
     return struct.pack("<IIQI", 1, msg_type, 0, len(payload)) + payload
 
 
+def processed(s: Session, mode: int = 2) -> None:
+    """Return once the server has handled every main-channel message sent so
+    far: a mouse mode change is answered in order (``mode`` must differ
+    from the current one)."""
+    s.main.send(MsgCMain.MOUSE_MODE_REQUEST, struct.pack("<H", mode))
+    assert struct.unpack("<HH", s.main.recv_until(MsgMain.MOUSE_MODE))[1] == mode
+
+
 @pytest.fixture
 def live():
     h = Harness()
@@ -119,7 +127,8 @@ def test_client_tokens_are_returned_in_batches_and_enforced(live):
     msgs = [agent_msg(4, bytes([i]) * 10) for i in range(10)]
     for m in msgs:
         s.main.send(MsgCMain.AGENT_DATA, m)
-    time.sleep(0.2)
+    processed(s)  # all ten held by the server
+    assert dev.chunks() == []
     with dev.lock:
         dev.room = 1 << 20
     dev.handle.wakeup()
@@ -145,7 +154,7 @@ def test_server_respects_client_tokens(live):
     dev = live.port_dev
     s = Session("127.0.0.1", live.port)
     s.main.send(MsgCMain.AGENT_START, struct.pack("<I", 1))
-    time.sleep(0.1)
+    processed(s)  # data the agent sends before AGENT_START is dropped, as spice-server does
     for i in range(3):
         dev.guest_send(VDP_CLIENT_PORT, agent_msg(3, bytes([i])))
     assert s.main.recv_until(MsgMain.AGENT_DATA) == agent_msg(3, b"\0")

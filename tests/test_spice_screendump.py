@@ -5,23 +5,15 @@ device."""
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
-from spice_harness import Harness, cursor_cmd, cursor_shape, fill_cmd, primary_create
+from spice_harness import Harness, cursor_cmd, cursor_shape, fill_cmd, primary_create, wait_for
 
 from spice import qxl
 from spice.screendump import cursor_argb
 
 W, H = 32, 16
-
-
-def wait_for(pred, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
 
 
 @pytest.fixture

@@ -9,20 +9,21 @@ import time
 import numpy as np
 import pytest
 from spice_client import Session
-from spice_harness import Harness, bitmap32, copy_cmd, fill_cmd, primary_create, surface_cmd
+from spice_harness import (
+    Harness,
+    bitmap32,
+    copy_cmd,
+    fill_cmd,
+    primary_create,
+    surface_cmd,
+    wait_for,
+)
 
 from spice import qxl
 from spice.options import SpiceOptions
 from spice.protocol import ChannelType, DisplayCap, Msg, MsgDisplay
 
 W, H = 32, 24
-
-
-def wait_for(pred, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
 
 
 @pytest.fixture

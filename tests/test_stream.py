@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 from spice_client import Session
-from spice_harness import Harness, bitmap32, copy_cmd, fill_cmd, primary_create
+from spice_harness import Harness, bitmap32, copy_cmd, fill_cmd, primary_create, wait_for
 
 from spice import qxl
 from spice.codecs import corpus
@@ -205,7 +205,7 @@ def test_late_client_gets_the_live_stream_and_reports():
         d.ch.send(MsgCDisplay.STREAM_REPORT, struct.pack(
             "<IIIIIIiI", report["stream_id"], report["unique_id"], 0, 0, 0, 0xFFFFFFFF, 0,
             0xFFFFFFFF))
-        time.sleep(0.1)
+        wait_for(lambda: stats(h)["display0_stream_bit_rate"] == 0)  # the report was read
         n = len(d.messages)
         play(h, 10, start=25, interval=0.03)
         d.pump(timeout=0.3)
@@ -213,8 +213,7 @@ def test_late_client_gets_the_live_stream_and_reports():
         assert MsgDisplay.STREAM_DATA not in later and MsgDisplay.DRAW_COPY in later
         # a report for a stream id out of range is a protocol error
         d.ch.send(MsgCDisplay.STREAM_REPORT, struct.pack("<IIIIIIiI", 99, 0, 0, 0, 1, 0, 0, 0))
-        time.sleep(0.2)
-        assert stats(h)["display0_display_clients"] == 0
+        wait_for(lambda: stats(h)["display0_display_clients"] == 0)
         s.close()
     finally:
         h.close()
