@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import struct
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -23,19 +24,11 @@ import numpy as np
 from spice.codecs import jpeg_kernels as _k
 from spice.codecs.jpeg_dct import fast_divisors
 from spice.codecs.jpeg_tables import (
-    AC_CHROMINANCE_BITS,
-    AC_CHROMINANCE_VALS,
-    AC_LUMINANCE_BITS,
-    AC_LUMINANCE_VALS,
     CHROMINANCE_QUANT,
-    DC_CHROMINANCE_BITS,
-    DC_CHROMINANCE_VALS,
-    DC_LUMINANCE_BITS,
-    DC_LUMINANCE_VALS,
+    HUFFMAN_TABLES,
     LUMINANCE_QUANT,
     ZIGZAG,
     divisors,
-    huffman_codes,
     scaled_quant,
 )
 from spice.codecs.lz import lz_encode_alpha
@@ -65,13 +58,11 @@ SPICE_JPEG_ALPHA_FLAGS_TOP_DOWN = 1
 # JPEG dimensions are 16-bit.
 _MAX_SIDE = 65535
 
-_HUFF_TABLES = (
-    (DC_LUMINANCE_BITS, DC_LUMINANCE_VALS),
-    (AC_LUMINANCE_BITS, AC_LUMINANCE_VALS),
-    (DC_CHROMINANCE_BITS, DC_CHROMINANCE_VALS),
-    (AC_CHROMINANCE_BITS, AC_CHROMINANCE_VALS),
-)
-_HUFF = np.stack([a for bits, vals in _HUFF_TABLES for a in huffman_codes(bits, vals)])
+# Each thread codes into its own buffer, kept from frame to frame (it grows
+# when a large, noisy image needs more, and keeps that size).
+_scratch = threading.local()
+_SCRATCH_BYTES = 1 << 20
+_EOI = b"\xff\xd9"
 
 
 def _segment(marker: int, payload: bytes) -> bytes:
@@ -91,7 +82,7 @@ def _headers(width: int, height: int, q_luma: np.ndarray, q_chroma: np.ndarray,
     parts.append(_segment(0xFFC0, struct.pack(">BHHB", 8, height, width, 3)
                           + bytes([1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1])))  # fmt: skip
     if huffman_tables:
-        for klass_index, (bits, vals) in zip((0x00, 0x10, 0x01, 0x11), _HUFF_TABLES, strict=True):
+        for klass_index, (bits, vals) in zip((0x00, 0x10, 0x01, 0x11), HUFFMAN_TABLES, strict=True):
             parts.append(_segment(0xFFC4, bytes([klass_index, *bits, *vals])))
     # One scan of all three components, full spectrum.
     parts.append(_segment(0xFFDA, bytes([3, 1, 0x00, 2, 0x11, 3, 0x11, 0, 63, 0])))
@@ -123,9 +114,15 @@ def _encode(px: np.ndarray, start: int, step: int, width: int, height: int, qual
     if not (0 < width <= _MAX_SIDE and 0 < height <= _MAX_SIDE):
         raise ValueError(f"JPEG cannot hold a {width}x{height} image")
     div_luma, div_chroma = _divisors(quality, fast_dct)
-    scan = _k.encode_scan(px, start, step, width, height, div_luma, div_chroma, fast_dct, _HUFF)
+    out = getattr(_scratch, "out", None)
+    if out is None:
+        out = _scratch.out = np.empty(_SCRATCH_BYTES, np.uint8)
+    n = _k.encode_scan(px, start, step, width, height, div_luma, div_chroma, fast_dct, out)
+    while n < 0:
+        out = _scratch.out = np.empty(-n, np.uint8)
+        n = _k.encode_scan(px, start, step, width, height, div_luma, div_chroma, fast_dct, out)
     head = _cached_headers(width, height, quality, huffman_tables)
-    return head + scan.tobytes() + b"\xff\xd9"
+    return b"".join((head, out.data[:n], _EOI))
 
 
 def _pack(r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ Huffman coding with 0xFF byte stuffing.
 
 One kernel, :func:`encode_scan`, does all of it a row of MCUs (16 pixel
 rows) at a time, reading the guest's 32-bit pixels where they lie: nothing
-the size of the image is allocated (the output grows as rows are coded),
+the size of the image is allocated (the caller's output buffer needs room for
+the rows coded so far only),
 and the working set stays in the first-level caches.  The DCT and the
 quantisation are in :mod:`spice.codecs.jpeg_dct`; colour conversion, the
 Huffman coder and the driver are here.
@@ -41,6 +42,15 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from spice.codecs.jpeg_dct import GROUP, LANES, _transform_row, lane_of
+from spice.codecs.jpeg_tables import HUFFMAN_TABLES, huffman_codes
+
+# The Huffman codes as rows: DC luma code, size, AC luma code, size, DC
+# chroma code, size, AC chroma code, size (each indexed by symbol).  A
+# module constant, which numba compiles in, rather than an argument: every
+# array argument costs the per-frame call a few microseconds on a worker
+# that was idle since the last frame.
+HUFF = np.stack([a for bits, vals in HUFFMAN_TABLES for a in huffman_codes(bits, vals)])
+HUFF.flags.writeable = False
 
 _FIX_0_29900 = 19595  # round(x * 2**16)
 _FIX_0_58700 = 38470
@@ -249,16 +259,19 @@ def _mcu_row(px, start, step, width, height, my, pw, ybuf, cbp, crp, cbuf):
 
 
 @njit(cache=True, nogil=True)
-def encode_scan(data, start, step, width, height, div_y, div_c, fast, huff):
-    """Entropy-coded data (without markers) of a 4:2:0 scan of the
-    x8r8g8b8 pixels whose image row ``y`` starts at pixel ``start + y *
-    step`` of ``data``, the flat bytes of those little-endian words (a guest
-    bitmap where it lies: taking the word view here, not in Python, keeps
-    that numpy call off the per-frame path).
+def encode_scan(data, start, step, width, height, div_y, div_c, fast, out):
+    """Write into ``out`` the entropy-coded data (without markers) of a
+    4:2:0 scan of the x8r8g8b8 pixels whose image row ``y`` starts at pixel
+    ``start + y * step`` of ``data``, the flat bytes of those little-endian
+    words (a guest bitmap where it lies: taking the word view here, not in
+    Python, keeps that numpy call off the per-frame path).  Returns the
+    number of bytes, or, when ``out`` might not hold the next row, minus
+    the size to call again with.
 
-    ``div_y``/``div_c`` are the quantisation divisors in zig-zag order;
-    ``huff`` rows: DC luma code, size, AC luma code, size, DC chroma code,
-    size, AC chroma code, size (each indexed by symbol)."""
+    ``div_y``/``div_c`` are the quantisation divisors in zig-zag order.
+    The caller owns ``out``, and an integer is returned rather than a new
+    array: boxing an array costs the call more than ten microseconds on a
+    worker that was idle since the last frame."""
     px = data[:(data.size >> 2) << 2].view(np.uint32)
     mcu_cols = (width + 15) // 16
     mcu_rows = (height + 15) // 16
@@ -278,21 +291,18 @@ def encode_scan(data, start, step, width, height, div_y, div_c, fast, huff):
     q = np.empty(groups * GROUP, np.int16)  # quantised values fit in 12 bits
     masks = np.empty(groups * LANES, np.int64)
     state = np.zeros(6, np.int64)
-    # Worst case per block: 27 + 63 * 26 bits, every byte stuffed.  Sized
-    # for the whole image that is about 100 times what a video frame takes
-    # (20 MB for a 1920x1080 frame).  The buffer starts at two rows' worst
-    # case instead and grows before a row that might not fit.
+    # Worst case per block: 27 + 63 * 26 bits, every byte stuffed.  For the
+    # whole image that is about 100 times what a video frame takes (20 MB
+    # for a 1920x1080 frame): before each row the output only needs room
+    # for that row's worst case.
     row_worst = mcu_cols * 6 * 420
-    out = np.empty(max(1 << 16, 2 * row_worst) + 16, np.uint8)
     for my in range(mcu_rows):
+        if state[0] + row_worst + 16 > out.size:
+            return -(2 * out.size + 2 * row_worst + 16)
         _mcu_row(px, start, step, width, height, my, pw, ybuf, cbp, crp, cbuf)
         _transform_row(yplane, cplane, margin, mcu_cols, my, y_bw, y_bh, div_y, div_c, fast, t,
                        tmp, q, masks)
-        if state[0] + row_worst + 16 > out.size:
-            grown = np.empty(2 * out.size + row_worst, np.uint8)
-            grown[:state[0]] = out[:state[0]]
-            out = grown
-        _entropy_row(q, masks, mcu_cols, huff, state, out)
+        _entropy_row(q, masks, mcu_cols, HUFF, state, out)
     pos = state[0]
     acc = state[1]
     nacc = state[2]
@@ -312,4 +322,4 @@ def encode_scan(data, start, step, width, height, div_y, div_c, fast, huff):
         if byte == 0xFF:
             out[pos] = 0
             pos += 1
-    return out[:pos]
+    return pos

@@ -78,6 +78,16 @@ AC_CHROMINANCE_VALS = [
 ]  # fmt: skip
 
 
+# (bits, values) of the four standard tables, in the order DC luma, AC
+# luma, DC chroma, AC chroma: the encoder's only tables.
+HUFFMAN_TABLES = (
+    (DC_LUMINANCE_BITS, DC_LUMINANCE_VALS),
+    (AC_LUMINANCE_BITS, AC_LUMINANCE_VALS),
+    (DC_CHROMINANCE_BITS, DC_CHROMINANCE_VALS),
+    (AC_CHROMINANCE_BITS, AC_CHROMINANCE_VALS),
+)
+
+
 def huffman_codes(bits: list[int], vals: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """Canonical codes of a (bits, vals) table: (code, length) per symbol."""
     code = np.zeros(256, np.int64)
