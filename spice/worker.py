@@ -88,6 +88,7 @@ class RedWorker:
         self._cursor_ring = _Ring()
         self._stop = False
         self.rounds = 0
+        self.wakeups = 0  # device notifications (spice-server's wakeup_counter)
         self.sessions: dict[int, list] = {}
         self.local_view = LocalView()
         self._clock_id: int | None = None
@@ -240,10 +241,14 @@ class RedWorker:
     # -- requests from the device (run on the worker thread) -----------------------------
 
     def h_wakeup(self) -> None:
-        self._display_ring.waiting = False
-        self._display_ring.poll_tries = 0
-        self._cursor_ring.waiting = False
-        self._cursor_ring.poll_tries = 0
+        # Nothing to reset: every round polls both rings, and taking a
+        # command resets that ring's polling.  A ring still marked waiting
+        # has its notification armed in the device (the guest's push that
+        # fires it leaves the ring non-empty), so it is not asked again.  As
+        # spice-server's handle_dev_wakeup; resetting here re-armed the
+        # cursor ring on every display wake-up, one extra device call and a
+        # poll per frame.
+        self.wakeups += 1
 
     def h_oom(self) -> None:
         if not self.running:
@@ -366,6 +371,7 @@ class RedWorker:
                 "display_pipe_items": sum(len(c.pipe) for c in self.display.clients),
                 "lagging_clients": sum(1 for c in self.display.clients if c.lagging),
                 "cursor_clients": len(self.cursor.clients), "rounds": self.rounds,
+                "wakeups": self.wakeups,
                 "worker_cpu_ns": self.cpu_ns(),
                 **self.display.current.stats.as_dict(), **self.display.streams.stats_dict(),
                 **self.display.encoder_stats.as_dict()}
