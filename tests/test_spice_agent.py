@@ -8,7 +8,7 @@ import time
 
 import pytest
 from spice_client import Session
-from spice_harness import Harness, primary_create
+from spice_harness import Harness, primary_create, wait_for
 
 from spice.protocol import ChannelType, MsgCInputs, MsgCMain, MsgMain
 
@@ -94,10 +94,7 @@ def live():
     h.worker.create_primary_surface(create)
     h.worker.start()
     h.port_dev = port
-    deadline = time.monotonic() + 5
-    while not h.call(lambda: h.server.client_mouse_allowed):
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_for(lambda: h.call(lambda: h.server.client_mouse_allowed))
     yield h
     h.close()
 
@@ -189,10 +186,7 @@ def test_monitors_config_goes_to_the_display_device(live):
     s.main.send(MsgCMain.AGENT_START, struct.pack("<I", 0xFFFFFFFF))
     payload = struct.pack("<II", 1, 0) + struct.pack("<IIIii", 600, 800, 32, 0, 0)
     s.main.send(MsgCMain.AGENT_DATA, agent_msg(2, payload))
-    deadline = time.monotonic() + 5
-    while not live.qxl.monitors_requests:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_for(lambda: live.qxl.monitors_requests)
     cfg = live.qxl.monitors_requests[0]
     assert [(m.width, m.height, m.depth) for m in cfg.monitors] == [(800, 600, 32)]
     assert dev.chunks() == []  # intercepted, not forwarded
@@ -215,10 +209,7 @@ def test_where_layouts_go_is_asked_of_the_device_at_agent_start(live):
     s = Session("127.0.0.1", live.port)
     s.main.send(MsgCMain.AGENT_START, struct.pack("<I", 0xFFFFFFFF))
     s.main.send(MsgCMain.AGENT_DATA, agent_msg(2, payload))
-    deadline = time.monotonic() + 5
-    while not live.qxl.monitors_requests:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_for(lambda: live.qxl.monitors_requests)
     assert [(m.width, m.height) for m in live.qxl.monitors_requests[0].monitors] == [(800, 600)]
     assert [c for c in dev.chunks() if c[1][4:8] == struct.pack("<I", 2)] == [
         (VDP_CLIENT_PORT, agent_msg(2, payload))]  # only the first client's

@@ -117,10 +117,9 @@ def _encode(px: np.ndarray, start: int, step: int, width: int, height: int, qual
     out = getattr(_scratch, "out", None)
     if out is None:
         out = _scratch.out = np.empty(_SCRATCH_BYTES, np.uint8)
-    n = _k.encode_scan(px, start, step, width, height, div_luma, div_chroma, fast_dct, out)
-    while n < 0:
-        out = _scratch.out = np.empty(-n, np.uint8)
-        n = _k.encode_scan(px, start, step, width, height, div_luma, div_chroma, fast_dct, out)
+    while (n := _k.encode_scan(px, start, step, width, height, div_luma, div_chroma,
+                               fast_dct, out)) < 0:
+        out = _scratch.out = np.empty(-n, np.uint8)  # the kernel asked for more room
     head = _cached_headers(width, height, quality, huffman_tables)
     return b"".join((head, out.data[:n], _EOI))
 
