@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import itertools
 import logging
+import math
 import random
 import socket
 import struct
@@ -56,6 +57,7 @@ _PING = struct.Struct("<IQ")
 _SET_ACK = struct.Struct("<II")
 _DISCONNECTING = struct.Struct("<QI")
 _SIOCOUTQ = getattr(termios, "TIOCOUTQ", 0x5411)
+_READ = WatchEvent.READ
 _READ_WRITE = WatchEvent.READ | WatchEvent.WRITE
 
 
@@ -136,6 +138,8 @@ class ChannelClient:
         self._ping_state = "none"  # none, timer, warmup, latency
         self._ping_timeout = PING_TIMEOUT_MS if self.monitor_latency else PING_LONG_TIMEOUT_MS
         self._ping_timer = core.timer_add(self._guarded(self._on_ping_timer))
+        self._ping_due = 0.0  # when the running idle or latency wait ends
+        self._ping_armed: float | None = None  # when the core timer fires, if armed
         # connectivity monitor
         self._conn_timer = None
         self._conn_timeout = 0
@@ -149,7 +153,8 @@ class ChannelClient:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-        self._watch = core.watch_add(self.sock.fileno(), WatchEvent.READ, self._on_event)
+        self._watch = core.watch_add(self.sock.fileno(), _READ, self._on_event)
+        self._watch_mask = _READ  # what the core was last asked to watch for
         if linked.unsent:
             self._queue_raw([memoryview(linked.unsent)])
         if self.peer is not None:
@@ -428,23 +433,42 @@ class ChannelClient:
         if not self.connected:
             return
         writing = self._out or (self.pipe and not self.waiting_for_ack())
-        self.core.watch_update_mask(self._watch, _READ_WRITE if writing else WatchEvent.READ)
+        mask = _READ_WRITE if writing else _READ
+        if mask is not self._watch_mask:  # (runs after every push: ask only for changes)
+            self._watch_mask = mask
+            self.core.watch_update_mask(self._watch, mask)
 
     # -- latency and connectivity monitors ----------------------------------------------
 
+    # The idle timer is restarted after nearly every message (a video stream:
+    # once per frame).  Cancelling only changes the state, and an armed timer
+    # due no later than the new deadline stays armed: when it fires early it
+    # is armed again for the rest.  So the event loop's timer heap sees one
+    # entry per PING_IDLE_MS, not two operations per message.
     def _start_ping_timer(self, ms: int) -> None:
         if self.peer is None or not self.connected or self._ping_state != "none":
             return
         self._ping_state = "timer"
+        now = time.monotonic()
+        self._ping_due = now + ms / 1000
+        if self._ping_armed is None or self._ping_armed > self._ping_due:
+            self._arm_ping_timer(now, ms)
+
+    def _arm_ping_timer(self, now: float, ms: int) -> None:
+        self._ping_armed = now + ms / 1000
         self.core.timer_start(self._ping_timer, ms)
 
     def _cancel_ping_timer(self) -> None:
         if self._ping_state == "timer":
-            self.core.timer_cancel(self._ping_timer)
             self._ping_state = "none"
 
     def _on_ping_timer(self) -> None:
+        self._ping_armed = None
         if not self.connected or self._ping_state != "timer":
+            return
+        now = time.monotonic()
+        if now < self._ping_due:  # restarted since it was armed
+            self._arm_ping_timer(now, math.ceil((self._ping_due - now) * 1000))
             return
         self._ping_state = "none"
         if self._unsent_in_kernel() > 0:

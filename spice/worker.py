@@ -139,8 +139,12 @@ class RedWorker:
             # the second poll of an empty ring (CMD_RING_POLL_RETRIES), now
             # that this round's output is on its way: empty again, it asks
             # the device for a notification
+            # (a ring already waiting has its notification armed: a command
+            # pushed since this round's poll wakes us anyway)
             taken = self.display.stats.commands + self.cursor.commands
-            more = self._process_cursor() | self._process_display(time.monotonic())
+            more = ((not self._cursor_ring.waiting and self._process_cursor())
+                    | (not self._display_ring.waiting
+                       and self._process_display(time.monotonic())))
             if self.display.stats.commands + self.cursor.commands != taken:
                 self._push(time.monotonic())
                 return 0.0

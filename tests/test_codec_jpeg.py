@@ -245,19 +245,21 @@ def test_jpeg_alpha(top_down: bool) -> None:
 
 
 @pytest.mark.parametrize("top_down", [True, False])
-def test_mjpeg_frame_area_in_memory_row_order(top_down: bool) -> None:
+@pytest.mark.parametrize("fmt", RGB_FORMATS)
+@pytest.mark.parametrize("pad", [8, 2])  # 32-bit rows of whole words are read in place
+def test_mjpeg_frame_area_in_memory_row_order(top_down: bool, fmt: int, pad: int) -> None:
     rgb, alpha = picture("photo", 64, 48, seed=6)
-    data, stride, _ = pack(rgb, alpha, SPICE_BITMAP_FMT_RGBA, top_down=top_down, pad=8)
+    data, stride, _ = pack(rgb, alpha, fmt, top_down=top_down, pad=pad)
     top, left, bottom, right = 5, 7, 37, 50
-    frame = mjpeg_encode_frame(data, 64, 48, stride, SPICE_BITMAP_FMT_RGBA,
-                               (top, left, bottom, right), top_down, 60)  # fmt: skip
-    area = rgb[top:bottom, left:right]
+    frame = mjpeg_encode_frame(data, 64, 48, stride, fmt, (top, left, bottom, right), top_down,
+                               60)  # fmt: skip
+    area = bitmap_to_rgb(data, 64, 48, stride, fmt, top_down)[top:bottom, left:right]
     # A bottom-up source is sent upside down; the client flips it.
     expected = area if top_down else area[::-1]
     assert frame == jpeg_encode(np.ascontiguousarray(expected), 60, fast_dct=True)
     assert psnr(djpeg(frame), expected) > 30.0
     with pytest.raises(ValueError):
-        mjpeg_encode_frame(data, 64, 48, stride, SPICE_BITMAP_FMT_RGBA, (0, 0, 49, 10), True, 60)
+        mjpeg_encode_frame(data, 64, 48, stride, fmt, (0, 0, 49, 10), True, 60)
 
 
 def test_later_video_frames_leave_out_the_huffman_tables() -> None:

@@ -18,7 +18,8 @@ from spice_harness import (
 )
 
 from spice import qxl
-from spice.protocol import MsgDisplay
+from spice.channel import PING_IDLE_MS
+from spice.protocol import Msg, MsgDisplay
 
 W, H = 64, 48
 
@@ -72,6 +73,40 @@ def test_draw_copy_reaches_client_and_is_released(live):
     live.worker.update_area(0, qxl.Rect(0, 0, H, W), True)
     assert live.qxl.wait_released([tok])
     assert (server_pixels(live.mem)[4:20, 6:26] == pix).all()
+    s.close()
+
+
+def test_idle_ping_waits_for_the_last_message(live):
+    # The latency monitor pings a channel that has been quiet for
+    # PING_IDLE_MS.  Draws every 30 ms keep restarting that wait, so no ping
+    # comes within PING_IDLE_MS of any message; once they stop, one comes.
+    s = Session("127.0.0.1", live.port)
+    d = s.open_display()
+    d.pump(until=MsgDisplay.MARK)
+    times: list[tuple[float, int]] = []
+    stop_drawing = time.monotonic() + 0.6
+    next_draw = 0.0
+    while True:
+        now = time.monotonic()
+        if now < stop_drawing and now >= next_draw:
+            live.qxl.push(fill_cmd(live.qxl.token(), (0, 0, 8, 8), int(now * 1000) & 0xFFFFFF))
+            next_draw = now + 0.03
+        try:
+            t, _ = d.ch.recv(0.01)
+        except TimeoutError:
+            if now > stop_drawing + 3:
+                break
+            continue
+        times.append((time.monotonic(), t))
+        if t == Msg.PING and now > stop_drawing:
+            break
+    pings = [i for i, (_, t) in enumerate(times) if t == Msg.PING]
+    assert pings, "no ping on an idle display channel"
+    assert sum(t == MsgDisplay.DRAW_FILL for _, t in times) >= 10
+    for i in pings:
+        if i > 0 and times[i - 1][1] != Msg.PING:  # (the monitor sends two at once)
+            # 10 ms for this client's own reading delays
+            assert times[i][0] - times[i - 1][0] >= PING_IDLE_MS / 1000 - 0.01
     s.close()
 
 

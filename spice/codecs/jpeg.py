@@ -114,13 +114,18 @@ def _encode(px: np.ndarray, start: int, step: int, width: int, height: int, qual
     if not (0 < width <= _MAX_SIDE and 0 < height <= _MAX_SIDE):
         raise ValueError(f"JPEG cannot hold a {width}x{height} image")
     div_luma, div_chroma = _divisors(quality, fast_dct)
+    head = _cached_headers(width, height, quality, huffman_tables)
+    return _scan(px, start, step, width, height, div_luma, div_chroma, fast_dct, head)
+
+
+def _scan(px: np.ndarray, start: int, step: int, width: int, height: int,
+          div_luma: np.ndarray, div_chroma: np.ndarray, fast_dct: bool, head: bytes) -> bytes:
     out = getattr(_scratch, "out", None)
     if out is None:
         out = _scratch.out = np.empty(_SCRATCH_BYTES, np.uint8)
     while (n := _k.encode_scan(px, start, step, width, height, div_luma, div_chroma,
                                fast_dct, out)) < 0:
         out = _scratch.out = np.empty(-n, np.uint8)  # the kernel asked for more room
-    head = _cached_headers(width, height, quality, huffman_tables)
     return b"".join((head, out.data[:n], _EOI))
 
 
@@ -284,9 +289,37 @@ def mjpeg_encode_frame(
     if not (0 <= left < right <= width and 0 <= top < bottom <= height):
         raise ValueError(f"stream area {src} outside a {width}x{height} bitmap")
     first = top if top_down else height - bottom  # the area's rows as they lie in memory
-    px, start, step = _source(pixels, width, height, stride, fmt,
-                              (first, left, first + bottom - top, right), True)
-    return _encode(px, start, step, right - left, bottom - top, quality, True, first_frame)
+    w, h = right - left, bottom - top
+    # A stream's frames are its one size at one of a few qualities: their
+    # tables and headers come from one dictionary lookup, and a guest's
+    # 32-bit bitmap (the usual frame) goes to the kernel where it lies.
+    # The worker was idle since the last frame and each call costs it
+    # several microseconds, so this path makes as few as it can.
+    key = (w, h, quality, first_frame)
+    tables = _frame_tables.get(key)
+    if tables is None:
+        if not (w <= _MAX_SIDE and h <= _MAX_SIDE):
+            raise ValueError(f"JPEG cannot hold a {w}x{h} image")
+        if len(_frame_tables) >= _FRAME_TABLES_MAX:
+            _frame_tables.clear()
+        tables = _frame_tables[key] = (*_divisors(quality, True),
+                                       _cached_headers(w, h, quality, first_frame))
+    if (type(pixels) is np.ndarray and pixels.dtype is _U8 and pixels.ndim == 1
+            and pixels.strides[0] == 1 and fmt in _WORDS and not stride & 3
+            and stride >= width * 4 and pixels.size >= (height - 1) * stride + width * 4):
+        words = stride >> 2
+        px, start, step = pixels, first * words + left, words
+    else:
+        px, start, step = _source(pixels, width, height, stride, fmt,
+                                  (first, left, first + h, right), True)
+    return _scan(px, start, step, w, h, tables[0], tables[1], True, tables[2])
+
+
+# (width, height, quality, with Huffman tables) -> (luma and chroma
+# divisors, headers) for video frames
+_frame_tables: dict[tuple[int, int, int, bool], tuple[np.ndarray, np.ndarray, bytes]] = {}
+_FRAME_TABLES_MAX = 256
+_WORDS = frozenset({SPICE_BITMAP_FMT_32BIT, SPICE_BITMAP_FMT_RGBA})
 
 
 class JpegAlpha(NamedTuple):
