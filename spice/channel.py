@@ -383,17 +383,21 @@ class ChannelClient:
             header = mini_header(msg_type, size)
         else:
             header = full_header(self.serial, msg_type, size)
-        bufs = [memoryview(header)]
+        out = self._out
+        out.append(memoryview(header))
+        queued = len(header)
         for p in parts:
             mv = memoryview(p)
             if mv.nbytes:
-                bufs.append(mv.cast("B") if mv.format != "B" or mv.ndim != 1 else mv)
-        self._queue_raw(bufs)
+                out.append(mv.cast("B") if mv.format != "B" or mv.ndim != 1 else mv)
+                queued += mv.nbytes
+        self._out_bytes += queued
         if item is not None:
             self._sent_items.append(item)
         self.messages_window += 1
         self.stats.messages_out += 1
-        self._cancel_ping_timer()
+        if self._ping_state == "timer":  # _cancel_ping_timer, once per message
+            self._ping_state = "none"
 
     def _queue_raw(self, bufs: list[memoryview]) -> None:
         for b in bufs:

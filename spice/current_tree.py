@@ -119,7 +119,8 @@ class CurrentTree:
             self._add_shadow(item, sid, src)
         if item.opaque:
             self._exclude(entries, item.region)
-        item.seq = self._next()
+        self._seq += 1
+        item.seq = self._seq
         entries[item.seq] = item
         self._queue[item.seq] = item
         self._pending[sid] = self._pending.get(sid, 0) + 1
@@ -169,7 +170,7 @@ class CurrentTree:
             self._cull(item)
 
     def _cull(self, item: DrawableItem) -> None:
-        if not self.is_pending(item):
+        if self._queue.get(item.seq) is not item:  # (is_pending)
             return
         self._unlink(item)
         item.culled = True

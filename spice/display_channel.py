@@ -481,7 +481,10 @@ class DisplayChannel:
                         d.type, d.surface_id, tuple(b))
             self.release(cmd)
             return
-        area = self._drawable_area(d)
+        if d.clip is None:  # (the usual draw: its area is its bbox)
+            area = b if top < bottom and left < right else None
+        else:
+            area = self._drawable_area(d)
         if area is None or d.type == qxl.QXL_DRAW_NOP:
             self.release(cmd)
             return

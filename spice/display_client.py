@@ -46,6 +46,7 @@ from spice.protocol import (
     MsgDisplay,
     WanCompression,
 )
+from spice.video_stream_wire import marshal_frame, marshal_item
 from spice.wire import Block, ProtocolError, Reader, Writer
 
 if TYPE_CHECKING:
@@ -321,7 +322,7 @@ class DisplayChannelClient(ChannelClient):
     def _marshal(self, item: PipeItem) -> tuple[int | None, Writer | bytes | None]:
         if isinstance(item, DrawPipeItem):
             if item.item.stream is not None:
-                frame = self.dc.streams.marshal_frame(self, item.item)
+                frame = marshal_frame(self.dc.streams.stats, self, item.item)
                 if frame is not None:
                     return frame
             self._lossy_src = _source_image(item.item.drawable) if item.can_lossy else None
@@ -348,7 +349,7 @@ class DisplayChannelClient(ChannelClient):
             return MsgDisplay.MONITORS_CONFIG, body
         if isinstance(item, InvalPaletteItem):
             return MsgDisplay.INVAL_PALETTE, _U64.pack(item.palette_id)
-        marshalled = self.dc.streams.marshal_item(self, item)
+        marshalled = marshal_item(self, item)
         if marshalled is not None:
             return marshalled
         if isinstance(item, EmptyMsgItem):

@@ -33,29 +33,22 @@ _READS_DEST = (qxl.SPICE_ROPD_OP_OR | qxl.SPICE_ROPD_OP_AND | qxl.SPICE_ROPD_OP_
 _WRITES = qxl.SPICE_ROPD_OP_PUT | qxl.SPICE_ROPD_OP_BLACKNESS | qxl.SPICE_ROPD_OP_WHITENESS
 
 
-def _rop_overwrites(rop: int) -> bool:
-    return bool(rop & _WRITES) and not rop & _READS_DEST
-
-
-def _no_mask(mask: qxl.QMask) -> bool:
-    return mask.bitmap is None
-
-
 def covers_destination(d: Drawable) -> bool:
     """Whether every pixel the draw touches ends up independent of the
     destination's previous value."""
+    # (asked of every drawable: the rules are written out, not split into
+    # helper calls)
     t = d.type
     u = d.u
-    if t in (qxl.QXL_DRAW_FILL, qxl.QXL_DRAW_OPAQUE):
-        return _rop_overwrites(u.rop_descriptor) and _no_mask(u.mask)
-    if t == qxl.QXL_DRAW_COPY:
-        return _rop_overwrites(u.rop_descriptor) and _no_mask(u.mask)
+    if t in (qxl.QXL_DRAW_FILL, qxl.QXL_DRAW_OPAQUE, qxl.QXL_DRAW_COPY):
+        rop = u.rop_descriptor
+        return bool(rop & _WRITES) and not rop & _READS_DEST and u.mask.bitmap is None
     if t in (qxl.QXL_DRAW_BLACKNESS, qxl.QXL_DRAW_WHITENESS):
-        return _no_mask(u.mask)
+        return u.mask.bitmap is None
     if t == qxl.QXL_DRAW_ROP3:
         # a ternary ROP ignores the destination when flipping its bit (0xAA)
         # never changes the result
-        return ((u.rop3 >> 1) & 0x55) == (u.rop3 & 0x55) and _no_mask(u.mask)
+        return ((u.rop3 >> 1) & 0x55) == (u.rop3 & 0x55) and u.mask.bitmap is None
     return t == qxl.QXL_COPY_BITS
 
 

@@ -137,8 +137,9 @@ class MjpegRateControl:
                 self.change_start = now
                 self.change_start_mm = mm_time
             self.last_frame_time = now
-        self.quality_sum += self.quality
-        return self.quality
+        quality = QUALITY_SAMPLES[self.quality_id]
+        self.quality_sum += quality
+        return quality
 
     def end_frame(self, size: int) -> None:
         self.last_enc_size = size

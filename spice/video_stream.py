@@ -44,7 +44,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from spice import qxl, region
-from spice.channel import PipeItem
 from spice.codecs.graduality import (
     BITMAP_GRADUAL_INVALID,
     BITMAP_GRADUAL_LOW,
@@ -53,8 +52,8 @@ from spice.codecs.graduality import (
 from spice.image_encoders import GRADUAL_FORMATS, graduality_of, has_extra_stride
 from spice.mjpeg_rate import MjpegRateControl
 from spice.protocol import DisplayCap, MsgDisplay, StreamVideo
-from spice.video_stream_wire import StreamItem, marshal_frame, marshal_item
-from spice.wire import ProtocolError, Writer
+from spice.video_stream_wire import StreamItem
+from spice.wire import ProtocolError
 
 if TYPE_CHECKING:
     from spice.display_channel import DisplayChannel
@@ -202,7 +201,10 @@ class StreamManager:
             return False
         if not isinstance(u.src_bitmap, qxl.BitmapImage):
             return False
-        if self.mode == StreamVideo.FILTER and u.src_area.width * u.src_area.height < MIN_SIZE:
+        # (the per-frame checks below work on the rectangles' fields: each
+        # width or height property is a Python call)
+        a = u.src_area
+        if self.mode == StreamVideo.FILTER and (a.right - a.left) * (a.bottom - a.top) < MIN_SIZE:
             return False
         return True
 
@@ -228,7 +230,7 @@ class StreamManager:
         item.streamable = self._can_stream(item)
         if not item.streamable:
             return
-        for stream in self.live():
+        for stream in self._live:
             if self._is_next_frame(item, stream.width, stream.height, stream.dest,
                                    stream.last_time, stream, True):
                 if stream.current is not None:
@@ -253,17 +255,19 @@ class StreamManager:
         if item.creation_time - other_time > limit:
             return False
         d = item.drawable
-        b = d.bbox
+        top, left, bottom, right = d.bbox
         if not container:
-            if b != dest or d.u.src_area.width != width or d.u.src_area.height != height:
+            a = d.u.src_area
+            if (d.bbox != dest or a.right - a.left != width or a.bottom - a.top != height):
                 return False
         else:
-            if not (b.top <= dest.top and b.left <= dest.left and dest.bottom <= b.bottom
-                    and dest.right <= b.right):
+            dt, dl, db, dr = dest
+            if not (top <= dt and left <= dl and db <= bottom and dr <= right):
                 return False
-            if b.width * b.height > 2 * dest.width * dest.height:
+            if (bottom - top) * (right - left) > 2 * (db - dt) * (dr - dl):
                 return False
-        return stream is None or stream.top_down == d.u.src_bitmap.top_down
+        return stream is None or stream.top_down == bool(d.u.src_bitmap.flags
+                                                         & qxl.QXL_BITMAP_TOP_DOWN)
 
     def _graduality(self, item: DrawableItem) -> int:
         if self.mode != StreamVideo.FILTER:
@@ -333,7 +337,7 @@ class StreamManager:
             dcc.pipe_add(StreamItem(MsgDisplay.STREAM_ACTIVATE_REPORT, agent))
 
     def start_client(self, dcc: DisplayChannelClient) -> None:
-        for stream in self.live():
+        for stream in self._live:
             self.client_create(dcc, stream)
 
     def _initial_bit_rate(self, dcc: DisplayChannelClient, stream: VideoStream) -> int:
@@ -405,7 +409,7 @@ class StreamManager:
 
     def _update_visible_regions(self, item: DrawableItem) -> None:
         """An opaque draw hides part of the other streams."""
-        for stream in self.live():
+        for stream in self._live:
             if stream.current is item:
                 continue
             for dcc, agent in self._agents(stream):
@@ -417,7 +421,7 @@ class StreamManager:
     def detach_behind(self, rgn: np.ndarray) -> None:
         """Streams under a draw that does not cover them go back to ordinary
         drawing (the client gets their area losslessly)."""
-        for stream in self.live():
+        for stream in self._live:
             detached = False
             for dcc, agent in self._agents(stream):
                 if region.intersects(agent.vis, rgn):
@@ -450,7 +454,7 @@ class StreamManager:
     def timeout(self, now: int | None = None) -> None:
         """Stop streams that had no frame for a second."""
         now = time.monotonic_ns() if now is None else now
-        for stream in self.live():
+        for stream in self._live:
             if now >= stream.last_time + STREAM_TIMEOUT:
                 for dcc, agent in self._agents(stream):
                     self._detach_gracefully(dcc, agent)
@@ -482,12 +486,12 @@ class StreamManager:
         self._size_total -= stream.width * stream.height
 
     def stop_all(self) -> None:
-        for stream in self.live():
+        for stream in self._live:
             self.stop(stream)
 
     def forget_all(self) -> None:
         """The clients were told STREAM_DESTROY_ALL: drop every stream."""
-        for stream in self.live():
+        for stream in self._live:
             self._detach_drawable(stream)
             for dcc, _agent in list(self._agents(stream)):
                 dcc.stream_agents.pop(stream.id, None)
@@ -512,17 +516,6 @@ class StreamManager:
         if unique_id != agent.report_id:
             return  # a report about a stream this id had before
         agent.rate.client_report(frames, drops, start_mm, end_mm, last_delay, audio_delay)
-
-    def marshal_item(self, dcc: DisplayChannelClient,
-                     item: PipeItem) -> tuple[int | None, Writer | bytes | None] | None:
-        """The message of a stream pipe item (None: not a stream item)."""
-        return marshal_item(dcc, item)
-
-    def marshal_frame(self, dcc: DisplayChannelClient,
-                      item: DrawableItem) -> tuple[int | None, bytes | None] | None:
-        """STREAM_DATA for a frame, (None, None) for a frame the rate control
-        drops, None to send the drawable as an ordinary draw."""
-        return marshal_frame(self.stats, dcc, item)
 
 
 def _roundtrip_ms(dcc: DisplayChannelClient) -> int:

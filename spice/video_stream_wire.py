@@ -101,7 +101,9 @@ def marshal_frame(stats: StreamStats, dcc: DisplayChannelClient,
     if not isinstance(bm, qxl.BitmapImage):
         return None
     sa = u.src_area
-    sized = (sa.width != stream.width or sa.height != stream.height
+    top, left, bottom, right = sa
+    width, height = right - left, bottom - top
+    sized = (width != stream.width or height != stream.height
              or item.drawable.bbox != stream.dest)
     if sized and not dcc.test_cap(DisplayCap.SIZED_STREAM):
         return None
@@ -111,8 +113,10 @@ def marshal_frame(stats: StreamStats, dcc: DisplayChannelClient,
         stats.drops_fps += 1
         return None, None
     try:
-        data = mjpeg_encode_frame(bm.data, bm.x, bm.y, bm.stride, bm.format, tuple(sa),
-                                  bm.top_down, quality, agent.first_frame)
+        # (a frame joins a stream only with the stream's row order: the
+        # stream's top_down is the bitmap's)
+        data = mjpeg_encode_frame(bm.data, bm.x, bm.y, bm.stride, bm.format, sa,
+                                  stream.top_down, quality, agent.first_frame)
     except ValueError as exc:
         log.debug("stream %d: frame not encodable (%s)", stream.id, exc)
         return None
@@ -127,7 +131,7 @@ def marshal_frame(stats: StreamStats, dcc: DisplayChannelClient,
         head = _STREAM_DATA.pack(stream.id, item.mm_time & 0xFFFFFFFF, len(data))
         return MsgDisplay.STREAM_DATA, head + data
     b = item.drawable.bbox
-    head = _STREAM_DATA_SIZED.pack(stream.id, item.mm_time & 0xFFFFFFFF, sa.width, sa.height,
+    head = _STREAM_DATA_SIZED.pack(stream.id, item.mm_time & 0xFFFFFFFF, width, height,
                                    b.top, b.left, b.bottom, b.right, len(data))
     return MsgDisplay.STREAM_DATA_SIZED, head + data
 

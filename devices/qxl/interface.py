@@ -19,7 +19,7 @@ import numpy as np
 from devices.qxl import layout as L
 from devices.qxl.layout import QXLMode
 from devices.qxl.memslots import GuestBug
-from devices.qxl.release import GuestRelease, HostRelease
+from devices.qxl.release import GuestRelease, HostRelease, guest_release
 from devices.qxl.rings import CONS, Ring
 from spice import qxl as Q
 from spice.interfaces import QXLDevInitInfo, QXLWorker
@@ -94,7 +94,7 @@ class QXLInterfaceMixin:
             if epoch != self._epoch:
                 return None
         return Q.Command(ctype, flags, L.MEMSLOT_GROUP_GUEST, payload,
-                         GuestRelease(epoch, array, offset))
+                         guest_release((epoch, array, offset)))
 
     def get_command(self: QXLDevice) -> Q.Command | None:
         try:

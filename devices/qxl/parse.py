@@ -10,6 +10,7 @@ command type and, for drawables, the draw type.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -53,6 +54,9 @@ _UNION_AT = L.DRAWABLE_HEAD.itemsize
 _COPY_TYPES = (Q.QXL_DRAW_COPY, Q.QXL_DRAW_BLEND)
 _ZEROS = (0,) * 12
 _NO_RECT = Q.Rect(0, 0, 0, 0)
+# A Rect from a sequence of four ints without the Python-level __new__ a
+# NamedTuple call goes through: the rectangles of every drawable are built so.
+_rect = functools.partial(tuple.__new__, Q.Rect)
 _NO_DEP_RECTS = (_NO_RECT,) * 3
 
 
@@ -134,11 +138,11 @@ class CommandParser(ResourceReader):
         r = h[_H_DEP_RECTS:_H_DEP_RECTS + 12]
         return Q.Drawable(
             surface_id=surface_id, effect=h[_H_EFFECT], type=dtype, self_bitmap=self_bitmap,
-            self_bitmap_area=_NO_RECT if area == _ZEROS[:4] else Q.Rect(*area),
-            bbox=Q.Rect(*h[_H_BBOX:_H_BBOX + 4]), clip=clip, mm_time=h[_H_MM_TIME],
+            self_bitmap_area=_NO_RECT if area == _ZEROS[:4] else _rect(area),
+            bbox=_rect(h[_H_BBOX:_H_BBOX + 4]), clip=clip, mm_time=h[_H_MM_TIME],
             surfaces_dest=deps,  # type: ignore[arg-type]
             surfaces_rects=_NO_DEP_RECTS if r == _ZEROS else (
-                Q.Rect(*r[:4]), Q.Rect(*r[4:8]), Q.Rect(*r[8:])),
+                _rect(r[:4]), _rect(r[4:8]), _rect(r[8:])),
             u=payload), (array, offset)
 
     def _compat_drawable(self, phys: int, flags: int) -> Q.Drawable:
@@ -201,7 +205,7 @@ class CommandParser(ResourceReader):
         (src_phys, top, left, bottom, right, rop, scale_mode, mflags, mx, my,
          mask_phys) = _COPY.unpack_from(array, at)
         src = self.source(src_phys, flags, what)
-        area = Q.Rect(top, left, bottom, right)
+        area = _rect((top, left, bottom, right))
         # spice-server: the source area must not be inverted or leave the bitmap
         if left < 0 or left > right or top < 0 or top > bottom:
             raise GuestBug(f"{what}: inverted or negative source area {area}")
