@@ -21,7 +21,6 @@ from __future__ import annotations
 import fcntl
 import itertools
 import logging
-import math
 import random
 import socket
 import struct
@@ -138,8 +137,7 @@ class ChannelClient:
         self._ping_state = "none"  # none, timer, warmup, latency
         self._ping_timeout = PING_TIMEOUT_MS if self.monitor_latency else PING_LONG_TIMEOUT_MS
         self._ping_timer = core.timer_add(self._guarded(self._on_ping_timer))
-        self._ping_due = 0.0  # when the running idle or latency wait ends
-        self._ping_armed: float | None = None  # when the core timer fires, if armed
+        self._last_pong: int | None = None  # monotonic ns of the last measurement
         # connectivity monitor
         self._conn_timer = None
         self._conn_timeout = 0
@@ -350,8 +348,8 @@ class ChannelClient:
                         item.release()
         if self.connected:
             self._update_watch()
-            if not self._out and not self.pipe and self._ping_state == "none":
-                self._start_ping_timer(PING_IDLE_MS)
+            if not self._out and not self.pipe:
+                self._restart_ping_timer()
 
     def _send_any(self, item: PipeItem) -> None:
         if isinstance(item, EmptyMsgItem):
@@ -396,8 +394,6 @@ class ChannelClient:
             self._sent_items.append(item)
         self.messages_window += 1
         self.stats.messages_out += 1
-        if self._ping_state == "timer":  # _cancel_ping_timer, once per message
-            self._ping_state = "none"
 
     def _queue_raw(self, bufs: list[memoryview]) -> None:
         for b in bufs:
@@ -444,35 +440,33 @@ class ChannelClient:
 
     # -- latency and connectivity monitors ----------------------------------------------
 
-    # The idle timer is restarted after nearly every message (a video stream:
-    # once per frame).  Cancelling only changes the state, and an armed timer
-    # due no later than the new deadline stays armed: when it fires early it
-    # is armed again for the rest.  So the event loop's timer heap sees one
-    # entry per PING_IDLE_MS, not two operations per message.
+    # The latency monitor, as spice-server's: the timer runs from the
+    # channel's start (PING_IDLE_MS) and then from each measurement (the
+    # latency timeout); messages do not stop it.  When the pipe empties it is
+    # started if idle -- PING_IDLE_MS after the latency timeout since the
+    # last pong -- and a firing that finds bytes still in the socket's send
+    # queue tries again PING_IDLE_MS later.
     def _start_ping_timer(self, ms: int) -> None:
         if self.peer is None or not self.connected or self._ping_state != "none":
             return
         self._ping_state = "timer"
-        now = time.monotonic()
-        self._ping_due = now + ms / 1000
-        if self._ping_armed is None or self._ping_armed > self._ping_due:
-            self._arm_ping_timer(now, ms)
-
-    def _arm_ping_timer(self, now: float, ms: int) -> None:
-        self._ping_armed = now + ms / 1000
         self.core.timer_start(self._ping_timer, ms)
+
+    def _restart_ping_timer(self) -> None:
+        timeout = PING_IDLE_MS
+        if self._last_pong is not None:
+            passed = (time.monotonic_ns() - self._last_pong) // 1_000_000
+            if passed < self._ping_timeout:
+                timeout += self._ping_timeout - passed
+        self._start_ping_timer(timeout)
 
     def _cancel_ping_timer(self) -> None:
         if self._ping_state == "timer":
+            self.core.timer_cancel(self._ping_timer)
             self._ping_state = "none"
 
     def _on_ping_timer(self) -> None:
-        self._ping_armed = None
         if not self.connected or self._ping_state != "timer":
-            return
-        now = time.monotonic()
-        if now < self._ping_due:  # restarted since it was armed
-            self._arm_ping_timer(now, math.ceil((self._ping_due - now) * 1000))
             return
         self._ping_state = "none"
         if self._unsent_in_kernel() > 0:
@@ -499,14 +493,19 @@ class ChannelClient:
             return
         if self._ping_state != "latency":
             return
-        rtt = time.monotonic_ns() - timestamp
+        now = time.monotonic_ns()
+        rtt = now - timestamp
         if self.roundtrip_ns < 0 or 0 <= rtt < self.roundtrip_ns:
             self.roundtrip_ns = rtt
+        self._last_pong = now
         self._ping_state = "none"
         self._start_ping_timer(self._ping_timeout)
 
     def start_connectivity_monitoring(self, timeout_ms: int) -> None:
+        # pings now also tell whether the client is alive: from the next idle moment
+        self._cancel_ping_timer()
         self._ping_timeout = PING_TIMEOUT_MS
+        self._start_ping_timer(PING_IDLE_MS)
         if self._conn_timer is None:
             self._conn_timer = self.core.timer_add(self._guarded(self._on_connectivity_timer))
             self._conn_timeout = timeout_ms
