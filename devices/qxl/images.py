@@ -205,7 +205,8 @@ class ResourceReader:
             raise GuestBug(f"bitmap: {y} x {stride} bytes is too large")
         palette = self.palette(pal_phys, flags) if pal_phys else None
         if bflags & Q.QXL_BITMAP_DIRECT:
-            data = self.slots.view(data_phys, size)
+            array, start = self.slots.translate(data_phys, size)  # (slots.view, inline)
+            data = array[start:start + size]
         else:
             head = self.slots.read(data_phys, L.DATA_CHUNK)
             data = self.chunks(head, data_phys, size, "bitmap")

@@ -80,7 +80,9 @@ class QXLInterfaceMixin:
             if popped is None:
                 return None
             (phys, ctype), epoch, flags = popped
-            if display:
+            if display and ctype == Q.QXL_CMD_DRAW:  # (display_command's commonest case)
+                payload, (array, offset) = self.parser.drawable(phys, flags)
+            elif display:
                 payload, (array, offset) = self.parser.display_command(ctype, phys, flags)
             else:
                 payload, (array, offset) = self.parser.cursor_command(ctype, phys)

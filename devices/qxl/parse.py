@@ -121,10 +121,13 @@ class CommandParser(ResourceReader):
             for dep in deps:
                 if dep != -1:
                     self.surface_id(dep, "drawable dependency")
-        clip = self.clip_of(h[_H_CLIP_TYPE], h[_H_CLIP_DATA])
+        # (the usual draw -- no clip, a COPY -- is parsed with as few calls
+        # as it can: this runs for every command)
+        clip = (None if h[_H_CLIP_TYPE] == Q.SPICE_CLIP_TYPE_NONE
+                else self.clip_of(h[_H_CLIP_TYPE], h[_H_CLIP_DATA]))
         union_at = offset + _UNION_AT
         if dtype == Q.QXL_DRAW_COPY:
-            payload: Q.DrawPayload = self._copy(array, union_at, flags)
+            payload: Q.DrawPayload = Q.Copy(*self._copy_like(array, union_at, flags, "copy"))
         elif dtype == Q.QXL_DRAW_BLEND:
             payload = self._blend(array, union_at, flags)
         else:
@@ -204,7 +207,9 @@ class CommandParser(ResourceReader):
         """The fields of a QXLCopy (also QXLBlend) at ``array[at]``."""
         (src_phys, top, left, bottom, right, rop, scale_mode, mflags, mx, my,
          mask_phys) = _COPY.unpack_from(array, at)
-        src = self.source(src_phys, flags, what)
+        src = self.image(src_phys, flags)  # (source(), inline)
+        if src is None:
+            raise GuestBug(f"{what}: null source image")
         area = _rect((top, left, bottom, right))
         # spice-server: the source area must not be inverted or leave the bitmap
         if left < 0 or left > right or top < 0 or top > bottom:
