@@ -145,15 +145,19 @@ class CurrentTree:
         excl = rgn
         ext = region.extents(excl)
         covered: list[DrawableItem] = []
+        # (the extents' overlap test is written out: this loop runs for every
+        # pending entry a new drawable passes)
         for entry in reversed(entries.values()):
             if isinstance(entry, Shadow):
-                if _overlap(ext, region.extents(entry.region)):
+                e = region.extents(entry.region)
+                if ext[0] < e[2] and e[0] < ext[2] and ext[1] < e[3] and e[1] < ext[3]:
                     excl = region.subtract(excl, entry.region)
                     if region.is_empty(excl):
                         break
                     ext = region.extents(excl)
                 continue
-            if not _overlap(ext, entry.vis_ext):
+            e = entry.vis_ext
+            if not (ext[0] < e[2] and e[0] < ext[2] and ext[1] < e[3] and e[1] < ext[3]):
                 continue
             vis = region.subtract(entry.vis, excl)
             if vis is not entry.vis:
@@ -244,7 +248,3 @@ class CurrentTree:
         for item in items:
             item.shadows = []
             item.unref()
-
-
-def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]

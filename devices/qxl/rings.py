@@ -73,17 +73,14 @@ class Ring:
         u = self._u32
         return (u[PROD] - u[CONS]) & _M32 == u[NUM_ITEMS]
 
-    def _index(self, counter: int) -> int:
+    def item_offset(self, counter: int) -> int:
+        """Byte offset of the item at ``prod`` or ``cons`` (PROD/CONS)."""
         u = self._u32
         index = u[counter] & ((u[NUM_ITEMS] - 1) & _M32)
         if index >= self.slots:
             raise GuestBug(f"{self.name} ring index mismatch {index} >= {self.slots} "
                            f"(num_items {self.get(NUM_ITEMS)})")
-        return int(index)
-
-    def item_offset(self, counter: int) -> int:
-        """Byte offset of the item at ``prod`` or ``cons`` (PROD/CONS)."""
-        return self.items_offset + self._index(counter) * self.item_size
+        return self.items_offset + index * self.item_size
 
     def pop(self) -> bool:
         """SPICE_RING_POP; returns whether the producer asked to be told."""
