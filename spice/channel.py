@@ -348,7 +348,7 @@ class ChannelClient:
                         item.release()
         if self.connected:
             self._update_watch()
-            if not self._out and not self.pipe:
+            if not self._out and not self.pipe and self._ping_state == "none":
                 self._restart_ping_timer()
 
     def _send_any(self, item: PipeItem) -> None:
