@@ -12,8 +12,9 @@ What spice-server's RedChannelClient does, in one place:
   message plus a bounded pipe;
 * the SET_ACK/ACK window (display and cursor channels): the server stops
   sending when more than twice the window is unacknowledged;
-* the latency monitor: PING after 100 ms of idle, then every 15 s (display)
-  or 5 min, and the connectivity monitor that drops a silent peer.
+* the latency monitor: PING 100 ms after the channel starts (once the
+  socket has sent everything), then 15 s (display) or 5 min after each
+  answer; and the connectivity monitor that drops a silent peer.
 """
 
 from __future__ import annotations
