@@ -255,12 +255,12 @@ class StreamManager:
         if item.creation_time - other_time > limit:
             return False
         d = item.drawable
-        top, left, bottom, right = d.bbox
         if not container:
             a = d.u.src_area
-            if (d.bbox != dest or a.right - a.left != width or a.bottom - a.top != height):
+            if d.bbox != dest or a.right - a.left != width or a.bottom - a.top != height:
                 return False
         else:
+            top, left, bottom, right = d.bbox
             dt, dl, db, dr = dest
             if not (top <= dt and left <= dl and db <= bottom and dr <= right):
                 return False
