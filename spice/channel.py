@@ -154,8 +154,9 @@ class ChannelClient:
             pass
         self._watch = core.watch_add(self.sock.fileno(), _READ, self._on_event)
         self._watch_mask = _READ  # what the core was last asked to watch for
-        if linked.unsent:
-            self._queue_raw([memoryview(linked.unsent)])
+        if linked.unsent:  # the link reply the socket had not taken yet goes out first
+            self._out.append(memoryview(linked.unsent))
+            self._out_bytes += len(linked.unsent)
         if self.peer is not None:
             self._start_ping_timer(PING_IDLE_MS)
 
@@ -395,11 +396,6 @@ class ChannelClient:
             self._sent_items.append(item)
         self.messages_window += 1
         self.stats.messages_out += 1
-
-    def _queue_raw(self, bufs: list[memoryview]) -> None:
-        for b in bufs:
-            self._out.append(b)
-            self._out_bytes += b.nbytes
 
     def _flush(self) -> None:
         while self._out:

@@ -168,10 +168,6 @@ class StreamManager:
         self._size_total = 0
         self.stats = StreamStats()
 
-    def live(self) -> tuple[VideoStream, ...]:
-        """The live streams, by id (a snapshot: stopping one does not change it)."""
-        return self._live
-
     def _set_slot(self, sid: int, stream: VideoStream | None) -> None:
         self.streams[sid] = stream
         self._live = tuple(s for s in self.streams if s is not None)
@@ -182,7 +178,7 @@ class StreamManager:
         out = self.stats.as_dict()
         rates = [a.rate for dcc in self.dc.clients for a in dcc.stream_agents.values()
                  if a.rate is not None and self.streams[a.stream.id] is a.stream]
-        out["live_streams"] = len(self.live())
+        out["live_streams"] = len(self._live)
         out["stream_bit_rate"] = sum(r.bit_rate for r in rates)
         out["stream_quality"] = min((r.quality for r in rates), default=0)
         out["stream_fps"] = min((r.fps for r in rates), default=0)

@@ -291,19 +291,13 @@ def mjpeg_encode_frame(
     first = top if top_down else height - bottom  # the area's rows as they lie in memory
     w, h = right - left, bottom - top
     # A stream's frames are its one size at one of a few qualities: their
-    # tables and headers come from one dictionary lookup, and a guest's
+    # tables and headers come from one cached call, and a guest's
     # 32-bit bitmap (the usual frame) goes to the kernel where it lies.
     # The worker was idle since the last frame and each call costs it
     # several microseconds, so this path makes as few as it can.
-    key = (w, h, quality, first_frame)
-    tables = _frame_tables.get(key)
-    if tables is None:
-        if not (w <= _MAX_SIDE and h <= _MAX_SIDE):
-            raise ValueError(f"JPEG cannot hold a {w}x{h} image")
-        if len(_frame_tables) >= _FRAME_TABLES_MAX:
-            _frame_tables.clear()
-        tables = _frame_tables[key] = (*_divisors(quality, True),
-                                       _cached_headers(w, h, quality, first_frame))
+    if not (w <= _MAX_SIDE and h <= _MAX_SIDE):
+        raise ValueError(f"JPEG cannot hold a {w}x{h} image")
+    tables = _frame_tables(w, h, quality, first_frame)
     if (type(pixels) is np.ndarray and pixels.dtype is _U8 and pixels.ndim == 1
             and pixels.strides[0] == 1 and fmt in _WORDS and not stride & 3
             and stride >= width * 4 and pixels.size >= (height - 1) * stride + width * 4):
@@ -315,10 +309,13 @@ def mjpeg_encode_frame(
     return _scan(px, start, step, w, h, tables[0], tables[1], True, tables[2])
 
 
-# (width, height, quality, with Huffman tables) -> (luma and chroma
-# divisors, headers) for video frames
-_frame_tables: dict[tuple[int, int, int, bool], tuple[np.ndarray, np.ndarray, bytes]] = {}
-_FRAME_TABLES_MAX = 256
+@functools.lru_cache(maxsize=256)
+def _frame_tables(width: int, height: int, quality: int,
+                  huffman_tables: bool) -> tuple[np.ndarray, np.ndarray, bytes]:
+    """Luma and chroma divisors and the headers of a video frame."""
+    return (*_divisors(quality, True), _cached_headers(width, height, quality, huffman_tables))
+
+
 _WORDS = frozenset({SPICE_BITMAP_FMT_32BIT, SPICE_BITMAP_FMT_RGBA})
 
 
