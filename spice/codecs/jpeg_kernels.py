@@ -53,6 +53,9 @@ from spice.codecs.jpeg_tables import HUFFMAN_TABLES, huffman_codes
 HUFF = np.stack([(size.astype(np.int64) << 32) | code
                  for code, size in (huffman_codes(bits, vals) for bits, vals in HUFFMAN_TABLES)])
 HUFF.flags.writeable = False
+# bytes of the coder's 64-bit words, for its test for a 0xFF byte
+_ONES = np.uint64(0x0101010101010101)
+_HIGH_BITS = np.uint64(0x8080808080808080)
 # Source rows are prefetched this far ahead of their colour conversion.  The
 # guest has just written the frame, from another core or before the worker's
 # idle, and the hardware prefetchers only start on a row once it is being
@@ -60,8 +63,6 @@ HUFF.flags.writeable = False
 # kernel 190 us instead of 206 (and 197 instead of 218 in a second run,
 # frames taking turns between the two kernels).
 PREFETCH_ROWS = 4
-_ONES = np.uint64(0x0101010101010101)
-_HIGH_BITS = np.uint64(0x8080808080808080)
 
 _FIX_0_29900 = 19595  # round(x * 2**16)
 _FIX_0_58700 = 38470
